@@ -1,0 +1,94 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "delegation-queue",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "DelegationStore", targets: ["DelegationStore"]),
+        .library(name: "DelegationWorker", targets: ["DelegationWorker"]),
+        .executable(name: "delegation-worker", targets: ["delegation-worker"]),
+        .executable(name: "delegation-admin", targets: ["delegation-admin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // The system SQLite (Debian's libsqlite3-dev), not a vendored amalgamation: operators patch it with the OS.
+        .systemLibrary(
+            name: "CSQLite",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
+
+        // Reads migrations/*.sql at build time and embeds them, so the shipped binary applies exactly those files.
+        .executableTarget(name: "MigrationEmbedder"),
+        .plugin(
+            name: "MigrationEmbedderPlugin",
+            capability: .buildTool(),
+            dependencies: ["MigrationEmbedder"]
+        ),
+
+        .target(
+            name: "DelegationStore",
+            dependencies: [
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            plugins: ["MigrationEmbedderPlugin"]
+        ),
+        .target(
+            name: "DelegationWorker",
+            dependencies: [
+                "DelegationStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Loopback HTTP servers that behave like the platform and A2A peers: used by the demo, tests and benchmarks.
+        .target(
+            name: "DelegationFakes",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "delegation-worker",
+            dependencies: [
+                "DelegationWorker",
+                "DelegationFakes",
+                "DelegationStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "delegation-admin",
+            dependencies: [
+                "DelegationStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // A second process for the store's tests (concurrent claims, a crash while holding the write lock).
+        .executableTarget(
+            name: "store-probe",
+            dependencies: ["DelegationStore", "CSQLite"],
+            path: "Tests/StoreProbe"
+        ),
+        .testTarget(
+            name: "DelegationStoreTests",
+            dependencies: ["DelegationStore", "CSQLite", "store-probe"]
+        ),
+    ]
+)

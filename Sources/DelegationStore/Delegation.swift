@@ -1,0 +1,101 @@
+/// One row of `delegations`, as the store reads it back.
+public struct Delegation: Sendable, Equatable {
+    public var id: String
+    public var workspaceID: String
+    public var sourceWorkspaceID: String?
+    public var task: String
+    public var status: DelegationStatus
+    public var result: String?
+    public var error: String?
+    public var attempts: Int
+    public var maxAttempts: Int?
+    public var nextRunAt: String
+    public var leaseOwner: String?
+    public var leaseExpiresAt: String?
+    public var messageID: String
+    public var traceparent: String
+    public var remoteTaskID: String?
+    public var createdAt: String
+    public var updatedAt: String
+    public var finishedAt: String?
+
+    /// The column list every query that builds a `Delegation` selects, in this order.
+    public static let columns = """
+        id, workspace_id, source_workspace_id, task, status, result, error, attempts, max_attempts, \
+        next_run_at, lease_owner, lease_expires_at, message_id, traceparent, remote_task_id, \
+        created_at, updated_at, finished_at
+        """
+
+    /// Reads a row selected with `Delegation.columns`.
+    public init(row: Row) {
+        id = row[0].string ?? ""
+        workspaceID = row[1].string ?? ""
+        sourceWorkspaceID = row[2].string
+        task = row[3].string ?? ""
+        status = row[4].string.flatMap(DelegationStatus.init(rawValue:)) ?? .pending
+        result = row[5].string
+        error = row[6].string
+        attempts = row[7].int ?? 0
+        maxAttempts = row[8].int
+        nextRunAt = row[9].string ?? ""
+        leaseOwner = row[10].string
+        leaseExpiresAt = row[11].string
+        messageID = row[12].string ?? ""
+        traceparent = row[13].string ?? ""
+        remoteTaskID = row[14].string
+        createdAt = row[15].string ?? ""
+        updatedAt = row[16].string ?? ""
+        finishedAt = row[17].string
+    }
+
+    /// Every column, for `show`, exports and archives.
+    public var json: JSONValue {
+        .object([
+            ("id", .string(id)), ("workspace_id", .string(workspaceID)),
+            ("source_workspace_id", sourceWorkspaceID.json), ("task", .string(task)),
+            ("status", .string(status.rawValue)), ("result", result.json), ("error", error.json),
+            ("attempts", .int(attempts)), ("max_attempts", maxAttempts.map(JSONValue.int) ?? .null),
+            ("next_run_at", .string(nextRunAt)), ("lease_owner", leaseOwner.json),
+            ("lease_expires_at", leaseExpiresAt.json), ("message_id", .string(messageID)),
+            ("traceparent", .string(traceparent)), ("remote_task_id", remoteTaskID.json),
+            ("created_at", .string(createdAt)), ("updated_at", .string(updatedAt)),
+            ("finished_at", finishedAt.json),
+        ])
+    }
+}
+
+/// One row of `delegation_events`: a transition (kind `status`), a lease take-over (`lease`),
+/// or a step a worker or operator recorded.
+public struct DelegationEvent: Sendable, Equatable {
+    public var id: Int
+    public var delegationID: String
+    public var at: String
+    public var kind: String
+    public var fromStatus: String?
+    public var toStatus: String?
+    public var attempt: Int
+    public var worker: String?
+    public var detail: String?
+
+    public static let columns = "id, delegation_id, at, kind, from_status, to_status, attempt, worker, detail"
+
+    public init(row: Row) {
+        id = row[0].int ?? 0
+        delegationID = row[1].string ?? ""
+        at = row[2].string ?? ""
+        kind = row[3].string ?? ""
+        fromStatus = row[4].string
+        toStatus = row[5].string
+        attempt = row[6].int ?? 0
+        worker = row[7].string
+        detail = row[8].string
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("id", .int(id)), ("delegation_id", .string(delegationID)), ("at", .string(at)),
+            ("kind", .string(kind)), ("from_status", fromStatus.json), ("to_status", toStatus.json),
+            ("attempt", .int(attempt)), ("worker", worker.json), ("detail", detail.json),
+        ])
+    }
+}

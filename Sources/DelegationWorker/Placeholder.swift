@@ -1,0 +1,3 @@
+import AsyncHTTPClient
+import ServiceLifecycle
+import NIOHTTP1

@@ -1,0 +1,142 @@
+import CSQLite
+import DelegationStore
+import Foundation
+import Testing
+
+/// A fresh directory under /tmp for one test's database files, removed when the test ends.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init() {
+        let base = FileManager.default.temporaryDirectory.path + "/delegation-tests-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        path = base
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The directory holding the package's built products (the test bundle sits beside them).
+func productPath(_ name: String) -> String {
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for directory in [beside, beside.deletingLastPathComponent()] {
+        let candidate = directory.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    return root.appendingPathComponent(".build/debug/\(name)").path
+}
+
+/// A child process the test starts, as a user or a second worker would.
+final class Child: @unchecked Sendable {
+    let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        try process.run()
+    }
+
+    /// Reads stdout until `line` appears (or the process ends).
+    func waitForLine(_ line: String, timeout: Duration = .seconds(30)) throws -> Bool {
+        let handle = stdoutPipe.fileHandleForReading
+        var buffer = ""
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let data = handle.availableData
+            if data.isEmpty { return false }
+            buffer += String(decoding: data, as: UTF8.self)
+            if buffer.split(separator: "\n").contains(where: { $0 == line }) { return true }
+        }
+        return false
+    }
+
+    func kill(_ signal: Int32 = SIGKILL) {
+        Foundation.kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the exit and returns (status, stdout, stderr).
+    func finish() -> (status: Int32, stdout: String, stderr: String) {
+        let out = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
+        let err = stderrPipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+}
+
+/// The C API with nothing of ours in between: what a hand-typed `sqlite3` session or another
+/// language's driver does to the file.
+final class RawConnection {
+    let handle: OpaquePointer
+
+    init(_ path: String) {
+        var handle: OpaquePointer?
+        precondition(sqlite3_open(path, &handle) == SQLITE_OK)
+        self.handle = handle!
+        sqlite3_busy_timeout(handle, 10_000)
+        sqlite3_exec(handle, "PRAGMA foreign_keys = ON", nil, nil, nil)
+    }
+
+    deinit { sqlite3_close(handle) }
+
+    /// Runs `sql` with text arguments bound to ?1, ?2, …; returns the result code and the message.
+    @discardableResult
+    func run(_ sql: String, _ arguments: String...) -> (code: Int32, message: String) {
+        var statement: OpaquePointer?
+        var code = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard code == SQLITE_OK else { return (code, String(cString: sqlite3_errmsg(handle))) }
+        defer { sqlite3_finalize(statement) }
+        for (index, argument) in arguments.enumerated() {
+            sqlite3_bind_text(statement, Int32(index + 1), argument, -1, csqlite_transient())
+        }
+        repeat { code = sqlite3_step(statement) } while code == SQLITE_ROW
+        return (code == SQLITE_DONE ? SQLITE_OK : code, String(cString: sqlite3_errmsg(handle)))
+    }
+
+    func column(_ sql: String, _ arguments: String...) -> [String?] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { return [] }
+        defer { sqlite3_finalize(statement) }
+        for (index, argument) in arguments.enumerated() {
+            sqlite3_bind_text(statement, Int32(index + 1), argument, -1, csqlite_transient())
+        }
+        var values: [String?] = []
+        while sqlite3_step(statement) == SQLITE_ROW {
+            values.append(sqlite3_column_text(statement, 0).map { String(cString: $0) })
+        }
+        return values
+    }
+
+    func value(_ sql: String, _ arguments: String...) -> String? {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { return nil }
+        defer { sqlite3_finalize(statement) }
+        for (index, argument) in arguments.enumerated() {
+            sqlite3_bind_text(statement, Int32(index + 1), argument, -1, csqlite_transient())
+        }
+        guard sqlite3_step(statement) == SQLITE_ROW else { return nil }
+        return sqlite3_column_text(statement, 0).map { String(cString: $0) }
+    }
+}
+
+/// Opens a store on a new file in `directory`.
+func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db", roles: [String] = ["operator"])
+    throws -> DelegationStore
+{
+    try DelegationStore(StoreConfiguration(path: directory.file(name), roles: roles, sourceWorkspaceID: "ws-self"))
+}
+
+/// Creates a migrated database file in `directory` and returns its path.
+func createDatabase(_ directory: TemporaryDirectory, name: String = "delegations.db") async throws -> String {
+    let store = try makeStore(directory, name: name)
+    await store.close()
+    return directory.file(name)
+}
