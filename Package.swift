@@ -88,7 +88,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DelegationStoreTests",
-            dependencies: ["DelegationStore", "CSQLite", "store-probe"]
+            dependencies: [
+                "DelegationStore", "CSQLite", "store-probe",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

@@ -64,11 +64,11 @@ CREATE TABLE delegations (
     CHECK (status <> 'failed' OR (error IS NOT NULL AND length(error) > 0))
 ) STRICT;
 
--- The next claimable rows, and leases that expired (the claim query reads both).
-CREATE INDEX delegations_claimable ON delegations (next_run_at) WHERE status = 'pending';
-CREATE INDEX delegations_leases ON delegations (lease_expires_at) WHERE status = 'in_progress';
+-- The next claimable rows, and leases that expired (the claim query reads both), oldest due first.
+CREATE INDEX delegations_claimable ON delegations (status, next_run_at);
+CREATE INDEX delegations_leases ON delegations (status, lease_expires_at);
 -- A worker's own leases (renewal, release at shutdown).
-CREATE INDEX delegations_lease_owners ON delegations (lease_owner) WHERE status = 'in_progress';
+CREATE INDEX delegations_lease_owners ON delegations (status, lease_owner);
 -- Listing by status and by workspace, newest or oldest first.
 CREATE INDEX delegations_by_status ON delegations (status, created_at);
 CREATE INDEX delegations_by_workspace ON delegations (workspace_id, created_at);

@@ -11,14 +11,17 @@ public final class DelegationStore: Sendable {
     private let logger: Logger
     private let writer: DatabaseThread<any WriteOperation>
     private let reader: DatabaseThread<ReadJob>
+    /// Transactions and operations the writer committed (operations ÷ transactions = group-commit factor).
+    public let writerStatistics = WriterStatistics()
 
     public init(_ configuration: StoreConfiguration, logger: Logger = Logger(label: "delegation.store")) throws {
         self.configuration = configuration
         self.logger = logger
         let writeConnection = try Self.connect(configuration, writable: true)
         let readConnection = try Self.connect(configuration, writable: false)
+        let statistics = writerStatistics
         writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
-            GroupCommit.run(jobs, on: database)
+            GroupCommit.run(jobs, on: database, statistics: statistics)
         }
         reader = DatabaseThread(readerNamed: "delegation-store-reader", database: readConnection)
     }

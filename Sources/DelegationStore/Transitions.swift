@@ -33,31 +33,32 @@ public enum Transitions {
     public static func claim(
         _ database: Database, worker: String, limit: Int, lease: Duration, sourceWorkspaceID: String?
     ) throws -> [Delegation] {
-        try database.query(
-            """
-            UPDATE delegations
-            SET status = 'in_progress',
-                lease_owner = ?1,
-                lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
-                attempts = attempts + (remote_task_id IS NULL),
-                source_workspace_id = coalesce(source_workspace_id, ?4),
-                updated_at = \(now)
-            WHERE id IN (
-                SELECT id FROM (
-                    SELECT id, due FROM (
-                        SELECT id, next_run_at AS due FROM delegations
-                        WHERE status = 'pending' AND next_run_at <= \(now)
-                        ORDER BY next_run_at LIMIT ?3)
-                    UNION ALL
-                    SELECT id, due FROM (
-                        SELECT id, lease_expires_at AS due FROM delegations
-                        WHERE status = 'in_progress' AND lease_expires_at <= \(now)
-                        ORDER BY lease_expires_at LIMIT ?3)
-                    ORDER BY due LIMIT ?3))
-            RETURNING \(Delegation.columns)
-            """, worker, offset(lease), limit, sourceWorkspaceID
-        ).map(Delegation.init(row:))
+        try database.query(claimSQL, worker, offset(lease), limit, sourceWorkspaceID).map(Delegation.init(row:))
     }
+
+    /// ?1 worker, ?2 lease as a strftime modifier, ?3 how many, ?4 the source workspace for rows without one.
+    static let claimSQL = """
+        UPDATE delegations
+        SET status = 'in_progress',
+            lease_owner = ?1,
+            lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
+            attempts = attempts + (remote_task_id IS NULL),
+            source_workspace_id = coalesce(source_workspace_id, ?4),
+            updated_at = \(now)
+        WHERE id IN (
+            SELECT id FROM (
+                SELECT id, due FROM (
+                    SELECT id, next_run_at AS due FROM delegations
+                    WHERE status = 'pending' AND next_run_at <= \(now)
+                    ORDER BY next_run_at LIMIT ?3)
+                UNION ALL
+                SELECT id, due FROM (
+                    SELECT id, lease_expires_at AS due FROM delegations
+                    WHERE status = 'in_progress' AND lease_expires_at <= \(now)
+                    ORDER BY lease_expires_at LIMIT ?3)
+                ORDER BY due LIMIT ?3))
+        RETURNING \(Delegation.columns)
+        """
 
     /// Extends every lease `worker` holds; returns the ids it still holds (the others were lost).
     public static func renewLeases(_ database: Database, worker: String, lease: Duration) throws -> Set<String> {

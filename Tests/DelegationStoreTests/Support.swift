@@ -1,6 +1,7 @@
 import CSQLite
 import DelegationStore
 import Foundation
+import Logging
 import Testing
 
 /// A fresh directory under /tmp for one test's database files, removed when the test ends.
@@ -131,7 +132,8 @@ final class RawConnection {
 func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db", roles: [String] = ["operator"])
     throws -> DelegationStore
 {
-    try DelegationStore(StoreConfiguration(path: directory.file(name), roles: roles, sourceWorkspaceID: "ws-self"))
+    try DelegationStore(
+        StoreConfiguration(path: directory.file(name), roles: roles, sourceWorkspaceID: "ws-self"), logger: quietLogger)
 }
 
 /// Creates a migrated database file in `directory` and returns its path.
@@ -140,3 +142,40 @@ func createDatabase(_ directory: TemporaryDirectory, name: String = "delegations
     await store.close()
     return directory.file(name)
 }
+
+/// Keeps every log line, so a test can assert that something was logged (an audit line, a warning).
+struct CapturingLogHandler: LogHandler {
+    final class Lines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var storage: [(Logger.Level, String, Logger.Metadata)] = []
+        func append(_ line: (Logger.Level, String, Logger.Metadata)) { lock.withLock { storage.append(line) } }
+        var all: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
+            lock.withLock { storage.map { (level: $0.0, message: $0.1, metadata: $0.2) } }
+        }
+    }
+
+    let lines: Lines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.append((event.level, event.message.description, metadata.merging(event.metadata ?? [:]) { $1 }))
+    }
+
+    static func logger() -> (Logger, Lines) {
+        let lines = Lines()
+        return (Logger(label: "test") { _ in CapturingLogHandler(lines: lines) }, lines)
+    }
+}
+
+/// A logger that prints nothing below warnings: tests stay readable.
+let quietLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    return logger
+}()

@@ -4,7 +4,8 @@ import Foundation
 
 /// A second process for the store's tests: what another worker or a crashing one would do to the file.
 ///
-///   store-probe claim DB WORKER BATCH        claim until nothing is left, print each id claimed
+///   store-probe claim DB WORKER BATCH        print "ready", wait for the file DB.go, then claim until
+///                                            nothing is left, printing each id claimed
 ///   store-probe churn DB WORKER ROUNDS       delegate, claim and complete ROUNDS times; print "ok N" or the error
 ///   store-probe hold DB                      BEGIN IMMEDIATE, claim every pending row, print "holding", never commit
 let arguments = CommandLine.arguments
@@ -22,6 +23,8 @@ case "claim":
     guard arguments.count == 5, let batch = Int(arguments[4]) else { fail("usage: claim DB WORKER BATCH") }
     let store = try DelegationStore(StoreConfiguration(path: path))
     let worker = arguments[3]
+    say("ready")
+    while !FileManager.default.fileExists(atPath: path + ".go") { usleep(1_000) }
     while true {
         let claimed = try await store.claim(worker: worker, limit: batch, lease: .seconds(60))
         if claimed.isEmpty { break }

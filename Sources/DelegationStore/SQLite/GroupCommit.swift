@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A write waiting for the writer thread: run inside the batch's transaction, answered after COMMIT.
 protocol WriteOperation: Sendable {
     /// Runs the operation's statements. False when it threw: its changes must be rolled back.
@@ -46,16 +48,18 @@ final class PendingWrite<T: Sendable>: WriteOperation, @unchecked Sendable {
 enum GroupCommit {
     static let maximumBatch = 512
 
-    static func run(_ operations: [any WriteOperation], on database: Database) {
+    static func run(_ operations: [any WriteOperation], on database: Database, statistics: WriterStatistics) {
         var start = 0
         while start < operations.count {
             let end = min(start + maximumBatch, operations.count)
-            commit(operations[start..<end], on: database)
+            commit(operations[start..<end], on: database, statistics: statistics)
             start = end
         }
     }
 
-    private static func commit(_ batch: ArraySlice<any WriteOperation>, on database: Database) {
+    private static func commit(
+        _ batch: ArraySlice<any WriteOperation>, on database: Database, statistics: WriterStatistics
+    ) {
         do {
             try database.execute(script: "BEGIN IMMEDIATE")
         } catch {
@@ -96,6 +100,7 @@ enum GroupCommit {
                 commitError = error
             }
         }
+        statistics.record(batch: batch.count)  // before anyone is answered, so callers see it counted
         for operation in batch { operation.finish(commitError: commitError) }
     }
 
@@ -107,4 +112,21 @@ enum GroupCommit {
             "SQLite rolled back the transaction after an error (disk full or I/O error); nothing in it was saved"
         }
     }
+}
+
+/// How well writes share commits: operations per transaction is the group-commit factor.
+public final class WriterStatistics: Sendable {
+    private let counters = Mutex((transactions: 0, operations: 0, largestBatch: 0))
+
+    func record(batch: Int) {
+        counters.withLock {
+            $0.transactions += 1
+            $0.operations += batch
+            $0.largestBatch = max($0.largestBatch, batch)
+        }
+    }
+
+    public var transactions: Int { counters.withLock { $0.transactions } }
+    public var operations: Int { counters.withLock { $0.operations } }
+    public var largestBatch: Int { counters.withLock { $0.largestBatch } }
 }

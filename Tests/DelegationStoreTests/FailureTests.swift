@@ -1,0 +1,177 @@
+@testable import DelegationStore
+import Foundation
+import Testing
+
+/// Files and disks that misbehave: each gives a typed error, and nothing committed is lost.
+@Suite struct FailureTests {
+    @Test func aFullDiskIsATypedErrorAndKeepsWhatWasCommitted() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        var committed: [String] = []
+        for index in 0..<5 {
+            committed.append(try #require(try await store.delegate(workspaceID: "ws", task: "t\(index)")["task_id"]?.stringValue))
+        }
+        // The database may not grow past its current size: the next large insert cannot fit.
+        try await store.write("limiting") { database in
+            let pages = try database.queryFirst("PRAGMA page_count")?[0].int ?? 0
+            try database.execute(script: "PRAGMA max_page_count = \(pages)")
+        }
+        let big = String(repeating: "x", count: 200_000)
+        do {
+            _ = try await store.delegate(workspaceID: "ws", task: big)
+            Issue.record("the write must not fit")
+        } catch DelegationStoreError.database(let error, _) {
+            #expect(error.isFull)
+            #expect(DelegationStoreError.database(error, operation: "delegating").description.contains("full"))
+        }
+        #expect(try await store.listAll()["count"] == .int(committed.count))
+        let claimed = try await store.claim(worker: "w", limit: 10, lease: .seconds(30))
+        #expect(claimed.count == committed.count, "small writes still work on the full database")
+        await store.close()
+    }
+
+    @Test func aReadOnlyDatabaseIsATypedError() async throws {
+        let directory = TemporaryDirectory()
+        let path = try await createDatabase(directory)
+        if geteuid() != 0 {
+            chmod(path, 0o400)
+            #expect(throws: DelegationStoreError.self) { try DelegationStore(StoreConfiguration(path: path), logger: quietLogger) }
+            return
+        }
+        // root ignores file modes; a connection that may only read reports SQLITE_READONLY the same way.
+        let store = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger)
+        try await store.write("setting up") { try $0.execute(script: "PRAGMA query_only = ON") }
+        do {
+            _ = try await store.delegate(workspaceID: "ws", task: "t")
+            Issue.record("the database is read-only")
+        } catch DelegationStoreError.database(let error, _) {
+            #expect(error.isReadOnly)
+            #expect(DelegationStoreError.database(error, operation: "delegating").description.contains("read-only"))
+        }
+        await store.close()
+    }
+
+    @Test func aMissingDirectoryIsNamed() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("no/such/dir/delegations.db")
+        do {
+            _ = try DelegationStore(StoreConfiguration(path: path))
+            Issue.record("must not open")
+        } catch let error as DelegationStoreError {
+            #expect(error.description.contains("directory \(directory.file("no/such/dir")) does not exist"))
+        }
+    }
+
+    @Test func aMissingFileIsNotCreatedWhenNotAsked() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("absent.db")
+        do {
+            _ = try DelegationStore(StoreConfiguration(path: path, createIfMissing: false))
+            Issue.record("must not open")
+        } catch DelegationStoreError.databaseMissing(let missing) {
+            #expect(missing == path)
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func aFileThatIsNotSQLiteIsRefusedUntouched() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("notes.db")
+        let content = Data(String(repeating: "these are my notes, not a database\n", count: 200).utf8)
+        try content.write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try DelegationStore(StoreConfiguration(path: path))
+            Issue.record("must not open")
+        } catch let error as DelegationStoreError {
+            #expect(error.description.contains("not a SQLite database"), "\(error)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == content)
+    }
+
+    @Test func newDatabasesAreReadableByTheirOwnerOnly() async throws {
+        let directory = TemporaryDirectory()
+        let path = try await createDatabase(directory)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+    }
+
+    @Test(arguments: StoreConfiguration.Durability.allCases)
+    func durabilityIsTheConfiguredSynchronousLevel(durability: StoreConfiguration.Durability) async throws {
+        let directory = TemporaryDirectory()
+        let store = try DelegationStore(StoreConfiguration(path: directory.file("d.db"), durability: durability), logger: quietLogger)
+        let (level, mode) = try await store.write("reading pragmas") { database in
+            (try database.queryFirst("PRAGMA synchronous")?[0].int, try database.queryFirst("PRAGMA journal_mode")?[0].string)
+        }
+        #expect(level == (durability == .full ? 2 : 1))
+        #expect(mode == "wal")
+        await store.close()
+    }
+}
+
+@Suite struct MigrationTests {
+    /// The repository's migrations/ directory, read straight from disk.
+    static func shippedFiles() throws -> [(name: String, sql: String)] {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let directory = root.appendingPathComponent("migrations")
+        return try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+            .map { ($0.replacingOccurrences(of: ".sql", with: ""), try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) }
+    }
+
+    @Test func theShippedFilesAreTheOnesApplied() async throws {
+        let files = try Self.shippedFiles()
+        #expect(!files.isEmpty)
+        #expect(files.map(\.name) == Migration.all.map(\.name))
+        #expect(files.map(\.sql) == Migration.all.map(\.sql), "the binary embeds the files byte for byte")
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let applied = try await store.read { try Migrator.appliedMigrations($0) }
+        #expect(applied.map(\.name) == files.map(\.name))
+        #expect(applied.map(\.checksum) == files.map { Migration(version: 0, name: "", sql: $0.sql).checksum })
+        let version = try await store.read { try $0.queryFirst("PRAGMA user_version")?[0].int }
+        #expect(version == Migration.all.last?.version)
+        await store.close()
+    }
+
+    @Test func applyingTwiceChangesNothing() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let again = try await store.write("migrating") { try Migrator.migrate($0) }
+        #expect(again.isEmpty)
+        let schemaBefore = try await store.read { try $0.query("SELECT sql FROM sqlite_master ORDER BY name").map { $0[0].string ?? "" } }
+        await store.close()
+        let reopened = try makeStore(directory)
+        let schemaAfter = try await reopened.read { try $0.query("SELECT sql FROM sqlite_master ORDER BY name").map { $0[0].string ?? "" } }
+        #expect(schemaBefore == schemaAfter)
+        let rows = try await reopened.read { try $0.queryFirst("SELECT count(*) FROM schema_migrations")?[0].int }
+        #expect(rows == Migration.all.count)
+        await reopened.close()
+    }
+
+    @Test func aFailingMigrationLeavesTheOldSchema() async throws {
+        let directory = TemporaryDirectory()
+        let path = try await createDatabase(directory)
+        let database = try Database(path: path)
+        let broken = Migration.all + [Migration(version: 9001, name: "9001_broken", sql: "CREATE TABLE extra (x INTEGER); SELECT no_such_function();")]
+        #expect(throws: DelegationStoreError.self) { try Migrator.migrate(database, migrations: broken) }
+        #expect(try database.queryFirst("SELECT 1 FROM sqlite_master WHERE name = 'extra'") == nil, "rolled back as a whole")
+        #expect(try Migrator.appliedMigrations(database).count == Migration.all.count)
+    }
+
+    @Test func aNewerOrEditedSchemaIsRefused() async throws {
+        let directory = TemporaryDirectory()
+        let path = try await createDatabase(directory)
+        let raw = RawConnection(path)
+        raw.run("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future', 'x')")
+        do {
+            _ = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger)
+            Issue.record("a newer schema must be refused")
+        } catch DelegationStoreError.unknownSchemaVersion(let found, let known) {
+            #expect(found == 9999 && known == Migration.all.last?.version)
+        }
+        raw.run("DELETE FROM schema_migrations WHERE version = 9999")
+        raw.run("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+        #expect(throws: DelegationStoreError.self) { try DelegationStore(StoreConfiguration(path: path), logger: quietLogger) }
+    }
+}

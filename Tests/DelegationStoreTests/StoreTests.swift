@@ -1,0 +1,282 @@
+@testable import DelegationStore
+import Foundation
+import Logging
+import Testing
+
+@Suite struct ToolParityTests {
+    @Test func delegatedAnswerHasTheSeedShape() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let answer = try await store.delegate(workspaceID: "ws-peer", task: "summarise the report")
+        let id = try #require(answer["task_id"]?.stringValue)
+        #expect(answer == [
+            "success": true, "task_id": .string(id), "status": "delegated",
+            "message": .string("Task delegated to ws-peer. Use check_delegation_status('\(id)') to get the result when ready."),
+        ])
+        #expect(answer.serialized.hasPrefix("{\"success\": true, \"task_id\": "), "the seed's key order")
+        let stored = try #require(try await store.delegation(id: id))
+        #expect(stored.status == .pending)
+        #expect(stored.sourceWorkspaceID == "ws-self")
+        await store.close()
+    }
+
+    @Test func statusAnswersCutTheTaskTo200Characters() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let task = String(repeating: "é", count: 150) + String(repeating: "x", count: 150)
+        let id = try #require(try await store.delegate(workspaceID: "ws-1", task: task)["task_id"]?.stringValue)
+        let pending = try await store.checkStatus(taskID: id)
+        #expect(pending == [
+            "task_id": .string(id), "workspace_id": "ws-1", "status": "pending",
+            "task": .string(String(repeating: "é", count: 150) + String(repeating: "x", count: 50)),
+        ])
+        let claimed = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        #expect(claimed.map(\.id) == [id])
+        let longResult = String(repeating: "r", count: 450)
+        try await store.complete(id: id, worker: "w", result: longResult)
+        let done = try await store.checkStatus(taskID: id)
+        #expect(done["status"] == "completed")
+        #expect(done["result"] == .string(longResult), "check_delegation_status gives the whole result")
+        #expect(done["error"] == nil)
+
+        let other = try #require(try await store.delegate(workspaceID: "ws-2", task: "t2")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        try await store.fail(id: other, worker: "w", error: "Discovery failed: HTTP 404")
+        #expect(try await store.checkStatus(taskID: other) == [
+            "task_id": .string(other), "workspace_id": "ws-2", "status": "failed", "task": "t2",
+            "error": "Discovery failed: HTTP 404",
+        ])
+
+        let list = try await store.listAll()
+        #expect(list["count"] == 2)
+        let entries = try #require(list["delegations"]?.arrayValue)
+        #expect(entries.count == 2)
+        #expect(entries[0]["task_id"] == .string(id), "oldest first, like the seed's dict")
+        #expect(entries[0]["result_preview"] == .string(String(repeating: "r", count: 200)))
+        #expect(entries[1]["error"] == "Discovery failed: HTTP 404")
+        await store.close()
+    }
+
+    @Test func unknownIDAnswersWithTheSeedText() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        #expect(try await store.checkStatus(taskID: "nope") == ["error": "No delegation found with task_id nope"])
+        await store.close()
+    }
+
+    @Test(arguments: [["read-only"], ["no-delegation", "memory-readonly"], ["nobody"]])
+    func rolesWithoutDelegateAreDeniedBeforeAnythingIsStored(roles: [String]) async throws {
+        let directory = TemporaryDirectory()
+        let (logger, lines) = CapturingLogHandler.logger()
+        let store = try DelegationStore(
+            StoreConfiguration(path: directory.file("d.db"), roles: roles), logger: logger)
+        let answer = try await store.delegate(workspaceID: "ws", task: "t")
+        let quoted = roles.map { "'\($0)'" }.joined(separator: ", ")
+        #expect(answer == ["success": false, "error": .string("RBAC: no 'delegate' permission. Roles: [\(quoted)]")])
+        #expect(try await store.listAll()["count"] == 0)
+        let rows = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations")?[0].int }
+        #expect(rows == 0)
+        #expect(lines.all.contains { $0.level == .warning && $0.message == "delegation denied" && $0.metadata["event"] == "denied" })
+        await store.close()
+    }
+
+    @Test func rolesComeFromAConfiguredCommaList() throws {
+        #expect(RBAC.roles(fromList: nil) == ["operator"])
+        #expect(RBAC.roles(fromList: " , ") == ["operator"])
+        #expect(RBAC.roles(fromList: "read-only, admin") == ["read-only", "admin"])
+        #expect(RBAC.mayDelegate(["read-only", "admin"]))
+        #expect(RBAC.mayDelegate(["no-approval"]))
+        #expect(!RBAC.mayDelegate(["read-only", "memory-readonly"]))
+        let configuration = try StoreConfiguration.fromEnvironment(["WORKSPACE_ROLES": "read-only", "DELEGATION_DB": "/tmp/x.db"])
+        #expect(configuration.roles == ["read-only"])
+        #expect(configuration.path == "/tmp/x.db")
+        #expect(configuration.durability == .full)
+        #expect(throws: DelegationStoreError.self) { try StoreConfiguration.fromEnvironment(["DELEGATION_SYNCHRONOUS": "OFF"]) }
+    }
+
+    @Test func emptyInputIsRefused() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        await #expect(throws: DelegationStoreError.self) { try await store.delegate(workspaceID: " ", task: "t") }
+        await #expect(throws: DelegationStoreError.self) { try await store.delegate(workspaceID: "ws", task: "  ") }
+        #expect(try await store.listAll()["count"] == 0)
+        await store.close()
+    }
+}
+
+@Suite struct LeaseTests {
+    @Test func expiredLeaseIsReclaimedAndTheOldHolderIsRefused() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
+        let first = try await store.claim(worker: "w1", limit: 10, lease: .milliseconds(200))
+        #expect(first.map(\.id) == [id])
+        #expect(first[0].attempts == 1)
+        #expect(try await store.claim(worker: "w2", limit: 10, lease: .seconds(30)).isEmpty, "the lease still holds")
+        try await Task.sleep(for: .milliseconds(300))
+        let second = try await store.claim(worker: "w2", limit: 10, lease: .seconds(30))
+        #expect(second.map(\.id) == [id])
+        #expect(second[0].attempts == 2, "the crashed attempt counts")
+        #expect(second[0].messageID == first[0].messageID)
+        #expect(second[0].traceparent == first[0].traceparent)
+        do {
+            try await store.complete(id: id, worker: "w1", result: "late")
+            Issue.record("the old holder's write must be refused")
+        } catch DelegationStoreError.leaseLost(let lostID, let worker, let status, let owner) {
+            #expect(lostID == id && worker == "w1" && status == .inProgress && owner == "w2")
+        }
+        try await store.complete(id: id, worker: "w2", result: "on time")
+        let row = try #require(try await store.delegation(id: id))
+        #expect(row.result == "on time")
+        let kinds = try await store.events(delegationID: id).map(\.kind)
+        #expect(kinds == ["status", "status", "lease", "status"])
+        await store.close()
+    }
+
+    @Test func renewingKeepsTheLeaseAndReportsLostOnes() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        for index in 0..<3 { _ = try await store.delegate(workspaceID: "ws", task: "t\(index)") }
+        let claimed = try await store.claim(worker: "w1", limit: 3, lease: .milliseconds(300))
+        #expect(claimed.count == 3)
+        try await store.cancel(id: claimed[0].id)
+        try await Task.sleep(for: .milliseconds(150))
+        let held = try await store.renewLeases(worker: "w1", lease: .seconds(30))
+        #expect(held == Set(claimed.dropFirst().map(\.id)), "the cancelled one is no longer held")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await store.claim(worker: "w2", limit: 3, lease: .seconds(30)).isEmpty, "renewed leases are not stolen")
+        await #expect(throws: DelegationStoreError.self) {
+            try await store.complete(id: claimed[0].id, worker: "w1", result: "x")
+        }
+        await store.close()
+    }
+
+    @Test func retriesWaitUntilDueAndKeepTheirAttempt() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
+        try await store.scheduleRetry(id: id, worker: "w1", error: "HTTP 503", after: .milliseconds(400))
+        let waiting = try #require(try await store.delegation(id: id))
+        #expect(waiting.status == .pending && waiting.error == "HTTP 503" && waiting.leaseOwner == nil)
+        #expect(try await store.claim(worker: "w1", limit: 1, lease: .seconds(30)).isEmpty, "not due yet")
+        try await Task.sleep(for: .milliseconds(500))
+        let again = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
+        #expect(again.first?.attempts == 2)
+        let detail = try await store.events(delegationID: id).first { $0.toStatus == "pending" && $0.fromStatus == "in_progress" }?.detail
+        #expect(detail?.contains("after: HTTP 503") == true)
+        await store.close()
+    }
+
+    @Test func releasingAtShutdownUncountsTheAttempt() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        for index in 0..<4 { _ = try await store.delegate(workspaceID: "ws", task: "t\(index)") }
+        let claimed = try await store.claim(worker: "w1", limit: 4, lease: .seconds(300))
+        try await store.followRemoteTask(id: claimed[0].id, worker: "w1", remoteTaskID: "peer-task-1")
+        let released = try await store.releaseLeases(worker: "w1")
+        #expect(Set(released) == Set(claimed.map(\.id)))
+        let again = try await store.claim(worker: "w2", limit: 4, lease: .seconds(30))
+        #expect(again.count == 4, "released rows are claimable at once")
+        #expect(again.allSatisfy { $0.attempts == 1 }, "the released attempt did not count")
+        #expect(again.first { $0.id == claimed[0].id }?.remoteTaskID == "peer-task-1", "follow-up survives")
+        await store.close()
+    }
+
+    @Test func queuedRowsResolveOnce() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
+        try await store.markQueued(id: id, worker: "w1", detail: "queue_id q-1, depth 3")
+        #expect(try await store.delegation(id: id)?.status == .queued)
+        #expect(try await store.resolveQueued(id: id, outcome: .completed(result: "preview")))
+        #expect(try await !store.resolveQueued(id: id, outcome: .failed(error: "late")), "second resolution is a no-op")
+        #expect(try await store.delegation(id: id)?.result == "preview")
+        await store.close()
+    }
+
+    @Test func operatorCancelAndRetry() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
+        try await store.fail(id: id, worker: "w1", error: "boom")
+        do {
+            try await store.cancel(id: id)
+            Issue.record("failed -> cancelled is illegal")
+        } catch DelegationStoreError.illegalTransition(_, let message) {
+            #expect(message.hasPrefix("illegal status transition failed -> cancelled"))
+        }
+        try await store.retry(id: id, by: "alice")
+        let retried = try #require(try await store.delegation(id: id))
+        #expect(retried.status == .pending && retried.attempts == 0)
+        #expect(try await store.events(delegationID: id).contains { $0.kind == "retry" && $0.worker == "alice" })
+        await #expect(throws: DelegationStoreError.self) { try await store.retry(id: id) }
+        try await store.cancel(id: id, reason: "no longer needed")
+        #expect(try await store.checkStatus(taskID: id)["error"] == "no longer needed")
+        do {
+            try await store.cancel(id: "missing")
+            Issue.record("unknown id must be reported")
+        } catch DelegationStoreError.notFound(let missing) {
+            #expect(missing == "missing")
+            #expect(DelegationStoreError.notFound(id: missing).description == "No delegation found with task_id missing")
+        }
+        await store.close()
+    }
+}
+
+@Suite struct GroupCommitTests {
+    @Test func concurrentCompletionsShareCommitsAndFailuresStayAlone() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let count = 300
+        for index in 0..<count { _ = try await store.delegate(workspaceID: "ws", task: "t\(index)") }
+        let claimed = try await store.claim(worker: "w", limit: count, lease: .seconds(60))
+        #expect(claimed.count == count)
+        let before = (store.writerStatistics.transactions, store.writerStatistics.operations)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for (index, delegation) in claimed.enumerated() {
+                // Every tenth write comes from a worker that does not hold the lease: refused alone.
+                let worker = index % 10 == 0 ? "intruder" : "w"
+                group.addTask {
+                    do {
+                        try await store.complete(id: delegation.id, worker: worker, result: "r\(index)")
+                        return true
+                    } catch {
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == count - count / 10)
+        let transactions = store.writerStatistics.transactions - before.0
+        let operations = store.writerStatistics.operations - before.1
+        #expect(operations == count)
+        #expect(transactions < operations, "commits were shared: \(operations) writes in \(transactions) transactions")
+        let completed = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations WHERE status = 'completed'")?[0].int }
+        #expect(completed == count - count / 10)
+        let held = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations WHERE status = 'in_progress' AND lease_owner = 'w'")?[0].int }
+        #expect(held == count / 10, "the refused ones are untouched")
+        await store.close()
+    }
+
+    @Test func claimAndListUseTheirIndexes() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let plans = try await store.read { database in
+            [
+                "claim": try database.query(
+                    "EXPLAIN QUERY PLAN " + Transitions.claimSQL, "w", "+30 seconds", 5, "ws"),
+                "events": try database.query(
+                    "EXPLAIN QUERY PLAN SELECT * FROM delegation_events WHERE delegation_id = 'x' ORDER BY id"),
+            ].mapValues { $0.map { $0["detail"].string ?? "" }.joined(separator: "; ") }
+        }
+        #expect(plans["claim"]?.contains("USING INDEX delegations_claimable (status=? AND next_run_at<?)") == true, "\(plans)")
+        #expect(plans["claim"]?.contains("USING INDEX delegations_leases (status=? AND lease_expires_at<?)") == true, "\(plans)")
+        #expect(plans["events"]?.contains("delegation_events_by_delegation") == true, "\(plans)")
+        #expect(plans.values.allSatisfy { !$0.contains("SCAN delegations ") && !$0.contains("SCAN delegation_events") }, "\(plans)")
+        await store.close()
+    }
+}
