@@ -55,6 +55,7 @@ let package = Package(
         .target(
             name: "DelegationFakes",
             dependencies: [
+                "DelegationStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

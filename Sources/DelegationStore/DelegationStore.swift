@@ -147,33 +147,37 @@ public final class DelegationStore: Sendable {
         }
     }
 
-    public func complete(id: String, worker: String, result: String) async throws {
+    public func complete(id: String, worker: String, result: String, steps: [Transitions.Step] = []) async throws {
         try await write("completing delegation \(id)", id: id) { database in
-            try Transitions.complete(database, id: id, worker: worker, result: result)
+            try Transitions.complete(database, id: id, worker: worker, result: result, steps: steps)
         }
     }
 
-    public func fail(id: String, worker: String, error: String) async throws {
+    public func fail(id: String, worker: String, error: String, steps: [Transitions.Step] = []) async throws {
         try await write("failing delegation \(id)", id: id) { database in
-            try Transitions.fail(database, id: id, worker: worker, error: error)
+            try Transitions.fail(database, id: id, worker: worker, error: error, steps: steps)
         }
     }
 
-    public func scheduleRetry(id: String, worker: String, error: String, after delay: Duration) async throws {
+    public func scheduleRetry(
+        id: String, worker: String, error: String, after delay: Duration, steps: [Transitions.Step] = []
+    ) async throws {
         try await write("scheduling a retry of delegation \(id)", id: id) { database in
-            try Transitions.scheduleRetry(database, id: id, worker: worker, error: error, delay: delay)
+            try Transitions.scheduleRetry(database, id: id, worker: worker, error: error, delay: delay, steps: steps)
         }
     }
 
-    public func markQueued(id: String, worker: String, detail: String) async throws {
+    public func markQueued(id: String, worker: String, detail: String, steps: [Transitions.Step] = []) async throws {
         try await write("marking delegation \(id) queued", id: id) { database in
-            try Transitions.markQueued(database, id: id, worker: worker, detail: detail)
+            try Transitions.markQueued(database, id: id, worker: worker, detail: detail, steps: steps)
         }
     }
 
-    public func followRemoteTask(id: String, worker: String, remoteTaskID: String) async throws {
+    public func followRemoteTask(
+        id: String, worker: String, remoteTaskID: String, steps: [Transitions.Step] = []
+    ) async throws {
         try await write("recording the peer task of delegation \(id)", id: id) { database in
-            try Transitions.followRemoteTask(database, id: id, worker: worker, remoteTaskID: remoteTaskID)
+            try Transitions.followRemoteTask(database, id: id, worker: worker, remoteTaskID: remoteTaskID, steps: steps)
         }
     }
 

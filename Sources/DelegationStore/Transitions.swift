@@ -4,6 +4,17 @@
 /// legal move each situation calls for. Worker writes are guarded by `lease_owner`: a worker whose
 /// lease was taken over (or whose row an operator cancelled) changes nothing and gets `leaseLost`.
 public enum Transitions {
+    /// A step worth keeping in a delegation's history, written in the same transaction as the
+    /// transition it led to (so a step is never recorded for a change that did not happen).
+    public struct Step: Sendable, Equatable {
+        public var kind: String
+        public var detail: String
+        public init(_ kind: String, _ detail: String) {
+            self.kind = kind
+            self.detail = detail
+        }
+    }
+
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
     /// `strftime`'s modifier for "now plus `duration`", bound as a parameter.
@@ -71,13 +82,19 @@ public enum Transitions {
             ).compactMap { $0[0].string })
     }
 
-    public static func complete(_ database: Database, id: String, worker: String, result: String) throws {
+    public static func complete(
+        _ database: Database, id: String, worker: String, result: String, steps: [Step] = []
+    ) throws {
+        try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
             set: "status = 'completed', result = ?3, error = NULL, updated_at = \(now)", result)
     }
 
-    public static func fail(_ database: Database, id: String, worker: String, error: String) throws {
+    public static func fail(
+        _ database: Database, id: String, worker: String, error: String, steps: [Step] = []
+    ) throws {
+        try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
             set: "status = 'failed', error = ?3, updated_at = \(now)", error.isEmpty ? "unknown error" : error)
@@ -85,8 +102,9 @@ public enum Transitions {
 
     /// in_progress → pending, due again after `delay`; the attempt stays counted.
     public static func scheduleRetry(
-        _ database: Database, id: String, worker: String, error: String, delay: Duration
+        _ database: Database, id: String, worker: String, error: String, delay: Duration, steps: [Step] = []
     ) throws {
+        try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
             set: """
@@ -97,17 +115,20 @@ public enum Transitions {
     }
 
     /// in_progress → queued: the platform accepted it into its own queue; never resent.
-    public static func markQueued(_ database: Database, id: String, worker: String, detail: String) throws {
-        try recordEvent(database, id: id, kind: "queued", worker: worker, detail: detail)
+    public static func markQueued(
+        _ database: Database, id: String, worker: String, detail: String, steps: [Step] = []
+    ) throws {
+        try record(steps + [Step("queued", detail)], database, id: id, worker: worker)
         try updateHeld(database, id: id, worker: worker, set: "status = 'queued', updated_at = \(now)")
     }
 
     /// The peer answered with a task still running: remember its id, so that whoever holds the row
     /// next (after a crash too) follows it with tasks/get instead of sending again.
-    public static func followRemoteTask(_ database: Database, id: String, worker: String, remoteTaskID: String) throws {
+    public static func followRemoteTask(
+        _ database: Database, id: String, worker: String, remoteTaskID: String, steps: [Step] = []
+    ) throws {
         try updateHeld(database, id: id, worker: worker, set: "remote_task_id = ?3, updated_at = \(now)", remoteTaskID)
-        try recordEvent(
-            database, id: id, kind: "a2a.follow", worker: worker, detail: "following the peer's task \(remoteTaskID)")
+        try record(steps + [Step("a2a.follow", "following the peer's task \(remoteTaskID)")], database, id: id, worker: worker)
     }
 
     /// Graceful shutdown: every row `worker` holds goes back to pending, due now, its attempt uncounted.
@@ -192,6 +213,26 @@ public enum Transitions {
             INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
             SELECT id, ?2, attempts, ?3, ?4 FROM delegations WHERE id = ?1
             """, id, kind, worker, detail)
+    }
+
+    static func record(_ steps: [Step], _ database: Database, id: String, worker: String) throws {
+        for step in steps { try recordEvent(database, id: id, kind: step.kind, worker: worker, detail: step.detail) }
+    }
+
+    // MARK: Idleness
+
+    /// Work that still needs a worker: live delegations and undelivered mirror calls.
+    public static func remainingWork(_ database: Database) throws -> (live: Int, outbox: Int) {
+        let row = try database.queryFirst(
+            """
+            SELECT (SELECT count(*) FROM delegations WHERE status IN ('pending', 'in_progress', 'queued')),
+                   (SELECT count(*) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL)
+            """)
+        return (row?[0].int ?? 0, row?[1].int ?? 0)
+    }
+
+    public static func queuedIDs(_ database: Database) throws -> [String] {
+        try database.query("SELECT id FROM delegations WHERE status = 'queued'").compactMap { $0[0].string }
     }
 
     // MARK: Lease guard

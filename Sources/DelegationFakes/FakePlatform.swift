@@ -1,0 +1,185 @@
+import DelegationStore
+import Foundation
+import Synchronization
+
+/// The agent platform as `shared/reference/platform-api.md` describes it: discovery, the delegation
+/// mirror (record, update, list) and notify, with its validation and its 401s, plus knobs to make it
+/// fail the way a real one does.
+public final class FakePlatform: Sendable {
+    /// What discovery answers for one target workspace.
+    public enum Discovery: Sendable {
+        case url(String)
+        /// 200 with a body that has no usable `url`.
+        case noURL
+        case status(Int, String)
+        /// Closes the connection without answering (a network error at the client).
+        case dropConnection
+    }
+
+    public struct Call: Sendable {
+        public var method: String
+        public var path: String
+        public var authorization: String?
+        public var workspaceHeader: String?
+        public var body: JSONValue?
+    }
+
+    struct State {
+        var discovery: [String: Discovery] = [:]
+        var calls: [Call] = []
+        var listRows: [JSONValue] = []
+        var listOverride: LoopbackResponse?
+        /// When set, record/update/notify/list answer this status instead of working.
+        var mirrorFailure: Int?
+        var discoveryFailure: Int?
+    }
+
+    public let workspaceID: String
+    public let token: String?
+    private let state = Mutex(State())
+    private let server: Mutex<LoopbackHTTPServer?> = Mutex(nil)
+    private let boundPort = Mutex(0)
+
+    public var baseURL: String { "http://127.0.0.1:\(boundPort.withLock { $0 })" }
+
+    public init(workspaceID: String, token: String? = nil) {
+        self.workspaceID = workspaceID
+        self.token = token
+    }
+
+    /// Starts (or restarts, on the same port) serving.
+    public func start() async throws {
+        let port = boundPort.withLock { $0 }
+        let started = try await LoopbackHTTPServer.start(port: port) { [self] request in await self.handle(request) }
+        boundPort.withLock { $0 = started.port }
+        server.withLock { $0 = started }
+    }
+
+    /// Stops listening: clients get "connection refused" until `start()`.
+    public func stop() async {
+        let running = server.withLock { server in
+            defer { server = nil }
+            return server
+        }
+        await running?.stop()
+    }
+
+    // MARK: Knobs
+
+    public func register(_ workspace: String, _ discovery: Discovery) {
+        state.withLock { $0.discovery[workspace] = discovery }
+    }
+
+    /// Makes the mirror and list endpoints answer `status` (nil: work again).
+    public func failMirror(with status: Int?) {
+        state.withLock { $0.mirrorFailure = status }
+    }
+
+    public func failDiscovery(with status: Int?) {
+        state.withLock { $0.discoveryFailure = status }
+    }
+
+    /// The platform's drain finished a queued delegation: it shows up in the list.
+    public func resolve(delegationID: String, status: String, preview: String? = nil, error: String? = nil) {
+        var pairs: [(String, JSONValue)] = [
+            ("id", .string(UUID().uuidString.lowercased())), ("type", "delegation"),
+            ("source_id", .string(workspaceID)), ("target_id", "peer"), ("summary", "delegated task"),
+            ("status", .string(status)), ("created_at", .string(Timestamp.string(from: Date()))),
+            ("delegation_id", .string(delegationID)),
+        ]
+        if let preview {
+            let cut = preview.unicodeScalars.count > 300 ? ToolAnswer.preview(preview, length: 300) + "..." : preview
+            pairs.append(("response_preview", .string(cut)))
+        }
+        if let error { pairs.append(("error", .string(error))) }
+        state.withLock { $0.listRows.insert(.object(pairs), at: 0) }
+    }
+
+    /// Answers the list endpoint with exactly this (malformed answers for tests).
+    public func overrideList(_ response: LoopbackResponse?) {
+        state.withLock { $0.listOverride = response }
+    }
+
+    public var calls: [Call] { state.withLock { $0.calls } }
+
+    public func calls(to suffix: String, method: String = "POST") -> [Call] {
+        calls.filter { $0.method == method && $0.path.hasSuffix(suffix) }
+    }
+
+    public var records: [JSONValue] { calls(to: "/delegations/record").compactMap(\.body) }
+    public var updates: [Call] { calls.filter { $0.method == "POST" && $0.path.hasSuffix("/update") } }
+    public var notifications: [JSONValue] { calls(to: "/notify").compactMap(\.body) }
+
+    // MARK: Serving
+
+    private func handle(_ request: LoopbackRequest) async -> LoopbackResponse {
+        let body = request.body.isEmpty ? nil : try? JSONValue.parse(request.body)
+        let call = Call(
+            method: request.method, path: request.path, authorization: request.header("Authorization"),
+            workspaceHeader: request.header("X-Workspace-ID"), body: body)
+        let snapshot = state.withLock { state in
+            state.calls.append(call)
+            return state
+        }
+        let segments = request.path.split(separator: "/").map(String.init)
+        let authorized = token.map { request.header("Authorization") == "Bearer \($0)" } ?? true
+
+        if request.method == "GET", segments.count == 3, segments[0] == "registry", segments[1] == "discover" {
+            guard request.header("X-Workspace-ID")?.isEmpty == false else {
+                return json(400, ["error": "X-Workspace-ID header is required"])
+            }
+            guard authorized else { return json(401, ["error": "missing workspace auth token"]) }
+            if let failure = snapshot.discoveryFailure { return json(failure, ["error": "workspace not available", "status": "degraded"]) }
+            switch snapshot.discovery[segments[2]] {
+            case .url(let url)?: return json(200, ["id": .string(segments[2]), "url": .string(url), "name": "peer"])
+            case .noURL?: return json(200, ["id": .string(segments[2]), "name": "peer"])
+            case .status(let status, let message)?: return json(status, ["error": .string(message)])
+            case .dropConnection?: return LoopbackResponse(status: 200, delivery: .closeWithoutResponse)
+            case nil: return json(404, ["error": "workspace not found"])
+            }
+        }
+
+        guard segments.count >= 2, segments[0] == "workspaces", segments[1] == workspaceID else {
+            return json(404, ["error": "not found"])
+        }
+        guard authorized else { return json(401, ["error": "missing workspace auth token"]) }
+        if let failure = snapshot.mirrorFailure { return json(failure, ["error": "platform unavailable"]) }
+
+        switch (request.method, Array(segments.dropFirst(2))) {
+        case ("POST", ["delegations", "record"]):
+            guard let body, body.isObject,
+                let target = body["target_id"]?.stringValue, !target.isEmpty,
+                body["task"]?.stringValue != nil,
+                let delegation = body["delegation_id"]?.stringValue, !delegation.isEmpty
+            else { return json(400, ["error": "invalid request body"]) }
+            return json(202, ["delegation_id": .string(delegation), "status": "recorded"])
+
+        case ("POST", let parts) where parts.count == 3 && parts[0] == "delegations" && parts[2] == "update":
+            guard let body, body.isObject else { return json(400, ["error": "invalid request body"]) }
+            guard let status = body["status"]?.stringValue, status == "completed" || status == "failed" else {
+                return json(400, ["error": "status must be 'completed' or 'failed'"])
+            }
+            if let preview = body["response_preview"]?.stringValue, preview.unicodeScalars.count > 500 {
+                return json(400, ["error": "response_preview must be at most 500 characters"])
+            }
+            return json(200, ["status": .string(status), "delegation_id": .string(parts[1])])
+
+        case ("GET", ["delegations"]):
+            if let override = snapshot.listOverride { return override }
+            return json(200, .array(Array(snapshot.listRows.prefix(50))))
+
+        case ("POST", ["notify"]):
+            guard let message = body?["message"]?.stringValue, !message.isEmpty else {
+                return json(400, ["error": "message is required"])
+            }
+            return json(200, ["status": "sent"])
+
+        default:
+            return json(404, ["error": "not found"])
+        }
+    }
+
+    private func json(_ status: Int, _ value: JSONValue) -> LoopbackResponse {
+        LoopbackResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(value.serialized.utf8))
+    }
+}

@@ -1,0 +1,118 @@
+/// One mirror call waiting in `platform_outbox` (see `migrations/0002_platform_outbox.sql`).
+public struct OutboxItem: Sendable, Equatable {
+    public enum Kind: String, Sendable { case record, update, notify }
+
+    public var id: Int
+    public var delegationID: String
+    public var kind: Kind
+    /// The JSON body to POST, exactly as the trigger wrote it.
+    public var body: String
+    /// Deliveries tried, this one included.
+    public var attempts: Int
+
+    static let columns = "id, delegation_id, kind, body, attempts"
+
+    init(row: Row) {
+        id = row[0].int ?? 0
+        delegationID = row[1].string ?? ""
+        kind = Kind(rawValue: row[2].string ?? "") ?? .notify
+        body = row[3].string ?? "{}"
+        attempts = row[4].int ?? 0
+    }
+}
+
+/// Delivery bookkeeping for the outbox. Items are leased like delegations, so two workers never
+/// post the same item at once, and go out in order per delegation.
+public enum Outbox {
+    /// Due items whose delegation has no earlier item still undelivered, oldest first.
+    public static func claim(_ database: Database, worker: String, limit: Int, lease: Duration) throws -> [OutboxItem] {
+        try database.query(
+            """
+            UPDATE platform_outbox
+            SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2), attempts = attempts + 1
+            WHERE id IN (
+                SELECT o.id FROM platform_outbox o
+                WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= \(Transitions.now)
+                  AND (o.lease_owner IS NULL OR o.lease_expires_at <= \(Transitions.now))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM platform_outbox p
+                      WHERE p.delegation_id = o.delegation_id AND p.id < o.id
+                        AND p.delivered_at IS NULL AND p.dead_at IS NULL)
+                ORDER BY o.next_attempt_at, o.id LIMIT ?3)
+            RETURNING \(OutboxItem.columns)
+            """, worker, Transitions.offset(lease), limit
+        ).map(OutboxItem.init(row:))
+    }
+
+    /// The platform accepted it. False when this worker no longer held it (it will not be marked twice).
+    @discardableResult
+    public static func delivered(_ database: Database, item: OutboxItem, worker: String, status: Int) throws -> Bool {
+        let changed = try database.execute(
+            """
+            UPDATE platform_outbox SET delivered_at = \(Transitions.now), lease_owner = NULL, lease_expires_at = NULL,
+                last_error = NULL
+            WHERE id = ?1 AND lease_owner = ?2 AND delivered_at IS NULL
+            """, item.id, worker)
+        if changed == 1 {
+            try Transitions.recordEvent(
+                database, id: item.delegationID, kind: "mirror", worker: worker,
+                detail: "\(item.kind.rawValue) delivered to the platform (HTTP \(status))")
+        }
+        return changed == 1
+    }
+
+    /// Not delivered this time (platform down, 5xx): try again after `delay`.
+    public static func retry(_ database: Database, item: OutboxItem, worker: String, error: String, delay: Duration) throws {
+        try database.execute(
+            """
+            UPDATE platform_outbox
+            SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3), last_error = ?4,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = ?1 AND lease_owner = ?2 AND delivered_at IS NULL
+            """, item.id, worker, Transitions.offset(delay), error)
+    }
+
+    /// The platform refused it for good (a 4xx): kept with its answer for an operator, not retried.
+    public static func dead(_ database: Database, item: OutboxItem, worker: String, error: String) throws {
+        let changed = try database.execute(
+            """
+            UPDATE platform_outbox SET dead_at = \(Transitions.now), last_error = ?3, lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = ?1 AND lease_owner = ?2 AND delivered_at IS NULL
+            """, item.id, worker, error)
+        if changed == 1 {
+            try Transitions.recordEvent(
+                database, id: item.delegationID, kind: "mirror", worker: worker,
+                detail: "\(item.kind.rawValue) refused by the platform: \(error)")
+        }
+    }
+
+    /// Shutdown: hand back items this worker leased but did not finish.
+    public static func release(_ database: Database, worker: String) throws {
+        try database.execute(
+            "UPDATE platform_outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?1 AND delivered_at IS NULL AND dead_at IS NULL",
+            worker)
+    }
+
+    /// Items not yet delivered nor refused.
+    public static func backlog(_ database: Database) throws -> Int {
+        try database.queryFirst(
+            "SELECT count(*) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL")?[0].int ?? 0
+    }
+}
+
+/// Which A2A generation a peer speaks, as learned from its answers.
+public enum PeerProtocols {
+    public static func all(_ database: Database) throws -> [String: String] {
+        Dictionary(
+            try database.query("SELECT url, protocol FROM a2a_peers").map { ($0[0].string ?? "", $0[1].string ?? "0.3") },
+            uniquingKeysWith: { $1 })
+    }
+
+    public static func remember(_ database: Database, url: String, protocol version: String) throws {
+        try database.execute(
+            """
+            INSERT INTO a2a_peers (url, protocol) VALUES (?1, ?2)
+            ON CONFLICT (url) DO UPDATE SET protocol = excluded.protocol, learned_at = excluded.learned_at
+            """, url, version)
+    }
+}

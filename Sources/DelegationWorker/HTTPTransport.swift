@@ -1,0 +1,108 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// An HTTP answer, read whole (up to a size limit).
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: [UInt8]
+
+    /// The start of the body as text, for error messages and logs.
+    var excerpt: String {
+        let text = String(decoding: body.prefix(300), as: UTF8.self)
+            .replacingOccurrences(of: "\n", with: " ")
+        return body.count > 300 ? text + "…" : text
+    }
+
+    /// `Retry-After` in seconds or as an HTTP date.
+    var retryAfter: Duration? {
+        guard let value = headers.first(name: "Retry-After")?.trimmingCharacters(in: .whitespaces) else { return nil }
+        if let seconds = Double(value), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        if let date = formatter.date(from: value) {
+            return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1000))
+        }
+        return nil
+    }
+}
+
+/// A request that got no HTTP answer: the network failed, or it took too long. Always worth retrying.
+struct TransportError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The one HTTP client a worker process uses: connections are pooled and reused across delegations.
+struct HTTPTransport: Sendable {
+    let client: HTTPClient
+    /// Answers larger than this are refused rather than held in memory.
+    let maximumBody: Int
+
+    static func makeClient(concurrency: Int) -> HTTPClient {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,  // a redirect is an answer, not an instruction (no hop to file://)
+            timeout: .init(connect: .seconds(10)),
+            connectionPool: .init(
+                idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency)))
+        configuration.httpVersion = .http1Only
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func send(
+        _ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        timeout: Duration
+    ) async throws -> HTTPAnswer {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let (seconds, attoseconds) = timeout.components
+        let amount = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        do {
+            let response = try await client.execute(request, timeout: amount)
+            let buffer = try await response.body.collect(upTo: maximumBody)
+            return HTTPAnswer(status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            throw OversizedAnswer(limit: maximumBody)
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw TransportError(description: Self.describe(error, timeout: timeout))
+        }
+    }
+
+    /// Words an operator understands for what went wrong on the wire.
+    static func describe(_ error: any Error, timeout: Duration) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout: return "request timed out after \(timeout)"
+            case .connectTimeout: return "connection timed out"
+            case .remoteConnectionClosed: return "connection closed by the server before a complete answer"
+            case .cancelled: return "request cancelled"
+            default: return "HTTP client error: \(error)"
+            }
+        }
+        let text = String(describing: error)
+        if text.localizedCaseInsensitiveContains("connection refused") || text.contains("ECONNREFUSED") || text.contains("errno: 111") {
+            return "connection refused (\(text))"
+        }
+        if text.localizedCaseInsensitiveContains("reset by peer") || text.contains("errno: 104") {
+            return "connection reset (\(text))"
+        }
+        return text
+    }
+}
+
+/// The peer's answer was larger than the worker will hold.
+struct OversizedAnswer: Error, CustomStringConvertible {
+    let limit: Int
+    var description: String { "answer larger than \(limit) bytes" }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import DelegationFakes
+import DelegationStore
+import DelegationWorker
+import Foundation
+import Logging
+import ServiceLifecycle
+
+@main
+struct DelegationWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delegation-worker",
+        abstract: "Delivers delegations stored in SQLite to peer agents over A2A, durably.",
+        discussion: """
+            Claims pending delegations under a lease, discovers each peer through the platform, sends \
+            A2A (0.3 or 1.0) with backoff, mirrors outcomes to the platform through a durable outbox, \
+            and follows queued and working tasks until they end. Several workers may share one database.
+            Each option falls back to the environment variable named in its help, then to its default.
+            SIGTERM/SIGINT: stop claiming, let in-flight requests finish, release the rest, exit 0.
+            """)
+
+    @Option(help: "SQLite database file (env DELEGATION_DB; default ./delegations.db).")
+    var db: String?
+
+    @Option(name: .customLong("platform-url"), help: "Platform base URL (env PLATFORM_URL; default http://host.docker.internal:8080).")
+    var platformURL: String?
+
+    @Option(name: .customLong("workspace-id"), help: "This agent's workspace id (env WORKSPACE_ID; required).")
+    var workspaceID: String?
+
+    @Option(help: "Platform token, sent as Authorization: Bearer (env PLATFORM_TOKEN). Never logged.")
+    var token: String?
+
+    @Option(name: .customLong("retry-attempts"), help: "Delivery attempts per delegation (env DELEGATION_RETRY_ATTEMPTS; default 3).")
+    var retryAttempts: Int?
+
+    @Option(name: .customLong("retry-delay"), help: "Seconds before the first retry; doubles each time, with jitter (env DELEGATION_RETRY_DELAY; default 5).")
+    var retryDelay: Double?
+
+    @Option(help: "Seconds per A2A request (env DELEGATION_TIMEOUT; default 300).")
+    var timeout: Double?
+
+    @Option(help: "Delegations in flight at once (default 64).")
+    var concurrency: Int?
+
+    @Option(help: "Seconds a claim holds a row; renewed while the worker lives (default 30).")
+    var lease: Double?
+
+    @Option(name: .customLong("poll-interval"), help: "Seconds between checks of queued delegations and working peer tasks (default 5).")
+    var pollInterval: Double?
+
+    @Option(name: .customLong("worker-id"), help: "This worker's name in leases and history (default host:pid).")
+    var workerID: String?
+
+    @Option(name: .customLong("history-limit"), help: "Keep at most N finished delegations, evicting the oldest (env MAX_DELEGATION_HISTORY; default: keep all).")
+    var historyLimit: Int?
+
+    @Flag(name: .customLong("exit-when-idle"), help: "Exit 0 once nothing is pending, in progress, queued or waiting to be mirrored.")
+    var exitWhenIdle = false
+
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds in-flight requests may finish after SIGTERM (default 10).")
+    var shutdownGrace: Double?
+
+    @Option(help: "FULL (survives power loss) or NORMAL (survives a crash) (env DELEGATION_SYNCHRONOUS; default FULL).")
+    var synchronous: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL; default info).")
+    var logLevel: String?
+
+    @Flag(help: "Run a self-contained demo: a loopback platform and peers, a handful of delegations, their outcomes.")
+    var demo = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let levelName = logLevel ?? environment["LOG_LEVEL"] ?? (demo ? "error" : "info")
+        guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var configuration = try workerConfiguration(environment)
+        let logger = Logger(label: "delegation.worker")
+
+        if demo {
+            try await Demo.run(configuration: &configuration, logger: logger)
+            return
+        }
+        let problems = configuration.problems()
+        guard problems.isEmpty else {
+            FileHandle.standardError.write(Data("delegation-worker: \(WorkerConfigurationError(problems: problems))\n".utf8))
+            throw ExitCode(2)
+        }
+        let store: DelegationStore
+        do {
+            store = try DelegationStore(storeConfiguration(configuration), logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("delegation-worker: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let worker = try DelegationWorker(configuration: configuration, store: store, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        await store.close()
+    }
+
+    func storeConfiguration(_ configuration: WorkerConfiguration) -> StoreConfiguration {
+        StoreConfiguration(
+            path: configuration.databasePath, durability: configuration.durability,
+            sourceWorkspaceID: configuration.workspaceID.isEmpty ? nil : configuration.workspaceID)
+    }
+
+    /// Flags first, then the seed's environment variables, then defaults.
+    func workerConfiguration(_ environment: [String: String]) throws -> WorkerConfiguration {
+        func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        func number<T: LosslessStringConvertible>(_ name: String, _ flag: T?) throws -> T? {
+            if let flag { return flag }
+            guard let text = env(name) else { return nil }
+            guard let value = T(text) else { throw ValidationError("\(name) must be a number, not '\(text)'") }
+            return value
+        }
+        func seconds(_ value: Double?) -> Duration? { value.map { .milliseconds(Int64(($0 * 1000).rounded())) } }
+        func checked(_ value: Double?, _ option: String) throws -> Double? {
+            if let value, !value.isFinite || value < 0 { throw ValidationError("\(option) must not be negative") }
+            return value
+        }
+
+        var configuration = WorkerConfiguration()
+        configuration.databasePath = db ?? env("DELEGATION_DB") ?? configuration.databasePath
+        configuration.platformURL = platformURL ?? env("PLATFORM_URL") ?? configuration.platformURL
+        configuration.workspaceID = workspaceID ?? env("WORKSPACE_ID") ?? ""
+        configuration.token = token ?? env("PLATFORM_TOKEN")
+        if let value = try number("DELEGATION_RETRY_ATTEMPTS", retryAttempts) { configuration.retryAttempts = value }
+        if let value = seconds(try checked(try number("DELEGATION_RETRY_DELAY", retryDelay), "--retry-delay")) {
+            configuration.retryDelay = value
+        }
+        if let value = seconds(try checked(try number("DELEGATION_TIMEOUT", timeout), "--timeout")) { configuration.requestTimeout = value }
+        if let concurrency { configuration.concurrency = concurrency }
+        if let value = seconds(try checked(lease, "--lease")) { configuration.lease = value }
+        if let value = seconds(try checked(pollInterval, "--poll-interval")) { configuration.pollInterval = value }
+        if let value = seconds(try checked(shutdownGrace, "--shutdown-grace")) { configuration.shutdownGrace = value }
+        if let workerID { configuration.workerID = workerID }
+        configuration.historyLimit = try number("MAX_DELEGATION_HISTORY", historyLimit)
+        configuration.exitWhenIdle = exitWhenIdle
+        if let text = synchronous ?? env("DELEGATION_SYNCHRONOUS") {
+            guard let durability = StoreConfiguration.Durability(rawValue: text.uppercased()) else {
+                throw ValidationError("--synchronous must be FULL or NORMAL, not '\(text)'")
+            }
+            configuration.durability = durability
+        }
+        return configuration
+    }
+}
