@@ -87,10 +87,23 @@ let package = Package(
             dependencies: ["DelegationStore", "CSQLite"],
             path: "Tests/StoreProbe"
         ),
+        // What the test targets share: temporary directories, child processes, a raw C-API connection.
+        .target(
+            name: "TestSupport",
+            dependencies: ["DelegationStore", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "DelegationStoreTests",
             dependencies: [
-                "DelegationStore", "CSQLite", "store-probe",
+                "DelegationStore", "CSQLite", "store-probe", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "DelegationWorkerTests",
+            dependencies: [
+                "DelegationWorker", "DelegationFakes", "DelegationStore", "TestSupport", "delegation-worker",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -22,6 +22,13 @@ public final class FakePlatform: Sendable {
         public var authorization: String?
         public var workspaceHeader: String?
         public var body: JSONValue?
+        /// What the platform answered.
+        public var status: Int = 0
+        public var accepted: Bool { (200..<300).contains(status) }
+    }
+
+    public enum Endpoint: Sendable, Hashable, CaseIterable {
+        case discovery, record, update, list, notify
     }
 
     struct State {
@@ -29,9 +36,8 @@ public final class FakePlatform: Sendable {
         var calls: [Call] = []
         var listRows: [JSONValue] = []
         var listOverride: LoopbackResponse?
-        /// When set, record/update/notify/list answer this status instead of working.
-        var mirrorFailure: Int?
-        var discoveryFailure: Int?
+        /// Endpoints that answer this status instead of working.
+        var failures: [Endpoint: Int] = [:]
     }
 
     public let workspaceID: String
@@ -70,13 +76,11 @@ public final class FakePlatform: Sendable {
         state.withLock { $0.discovery[workspace] = discovery }
     }
 
-    /// Makes the mirror and list endpoints answer `status` (nil: work again).
-    public func failMirror(with status: Int?) {
-        state.withLock { $0.mirrorFailure = status }
-    }
-
-    public func failDiscovery(with status: Int?) {
-        state.withLock { $0.discoveryFailure = status }
+    /// Makes `endpoints` answer `status` instead of working (nil: work again).
+    public func fail(_ endpoints: Set<Endpoint> = [.record, .update, .list, .notify], with status: Int?) {
+        state.withLock { state in
+            for endpoint in endpoints { state.failures[endpoint] = status }
+        }
     }
 
     /// The platform's drain finished a queued delegation: it shows up in the list.
@@ -102,25 +106,30 @@ public final class FakePlatform: Sendable {
 
     public var calls: [Call] { state.withLock { $0.calls } }
 
+    /// Calls whose path ends with `suffix`, accepted or not.
     public func calls(to suffix: String, method: String = "POST") -> [Call] {
         calls.filter { $0.method == method && $0.path.hasSuffix(suffix) }
     }
 
-    public var records: [JSONValue] { calls(to: "/delegations/record").compactMap(\.body) }
-    public var updates: [Call] { calls.filter { $0.method == "POST" && $0.path.hasSuffix("/update") } }
-    public var notifications: [JSONValue] { calls(to: "/notify").compactMap(\.body) }
+    /// Accepted calls only (2xx), like the platform's own records.
+    public var records: [JSONValue] { calls(to: "/delegations/record").filter(\.accepted).compactMap(\.body) }
+    public var updates: [Call] { calls.filter { $0.method == "POST" && $0.path.hasSuffix("/update") && $0.accepted } }
+    public var notifications: [JSONValue] { calls(to: "/notify").filter(\.accepted).compactMap(\.body) }
 
     // MARK: Serving
 
     private func handle(_ request: LoopbackRequest) async -> LoopbackResponse {
         let body = request.body.isEmpty ? nil : try? JSONValue.parse(request.body)
-        let call = Call(
+        var call = Call(
             method: request.method, path: request.path, authorization: request.header("Authorization"),
             workspaceHeader: request.header("X-Workspace-ID"), body: body)
-        let snapshot = state.withLock { state in
-            state.calls.append(call)
-            return state
-        }
+        let response = answer(request, body: body, snapshot: state.withLock { $0 })
+        call.status = response.status
+        state.withLock { $0.calls.append(call) }
+        return response
+    }
+
+    private func answer(_ request: LoopbackRequest, body: JSONValue?, snapshot: State) -> LoopbackResponse {
         let segments = request.path.split(separator: "/").map(String.init)
         let authorized = token.map { request.header("Authorization") == "Bearer \($0)" } ?? true
 
@@ -129,7 +138,7 @@ public final class FakePlatform: Sendable {
                 return json(400, ["error": "X-Workspace-ID header is required"])
             }
             guard authorized else { return json(401, ["error": "missing workspace auth token"]) }
-            if let failure = snapshot.discoveryFailure { return json(failure, ["error": "workspace not available", "status": "degraded"]) }
+            if let failure = snapshot.failures[.discovery] { return json(failure, ["error": "workspace not available", "status": "degraded"]) }
             switch snapshot.discovery[segments[2]] {
             case .url(let url)?: return json(200, ["id": .string(segments[2]), "url": .string(url), "name": "peer"])
             case .noURL?: return json(200, ["id": .string(segments[2]), "name": "peer"])
@@ -143,9 +152,20 @@ public final class FakePlatform: Sendable {
             return json(404, ["error": "not found"])
         }
         guard authorized else { return json(401, ["error": "missing workspace auth token"]) }
-        if let failure = snapshot.mirrorFailure { return json(failure, ["error": "platform unavailable"]) }
+        let rest = Array(segments.dropFirst(2))
+        let endpoint: Endpoint? =
+            switch (request.method, rest.first, rest.last) {
+            case ("POST", "delegations", "record"): .record
+            case ("POST", "delegations", "update"): .update
+            case ("GET", "delegations", _): .list
+            case ("POST", "notify", _): .notify
+            default: nil
+            }
+        if let endpoint, let failure = snapshot.failures[endpoint] {
+            return json(failure, ["error": "platform unavailable"])
+        }
 
-        switch (request.method, Array(segments.dropFirst(2))) {
+        switch (request.method, rest) {
         case ("POST", ["delegations", "record"]):
             guard let body, body.isObject,
                 let target = body["target_id"]?.stringValue, !target.isEmpty,

@@ -48,6 +48,9 @@ struct HTTPTransport: Sendable {
             connectionPool: .init(
                 idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, concurrency)))
         configuration.httpVersion = .http1Only
+        // A refused connection should fail this attempt now: the worker's own retries are durable and
+        // backed off, while the pool's would silently spend the whole request timeout (300 s) retrying.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -1,5 +1,6 @@
 @testable import DelegationStore
 import Foundation
+import TestSupport
 import Testing
 
 /// Files and disks that misbehave: each gives a typed error, and nothing committed is lost.
@@ -111,9 +112,7 @@ import Testing
 @Suite struct MigrationTests {
     /// The repository's migrations/ directory, read straight from disk.
     static func shippedFiles() throws -> [(name: String, sql: String)] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let directory = root.appendingPathComponent("migrations")
+        let directory = packageRoot.appendingPathComponent("migrations")
         return try FileManager.default.contentsOfDirectory(atPath: directory.path)
             .filter { $0.hasSuffix(".sql") }.sorted()
             .map { ($0.replacingOccurrences(of: ".sql", with: ""), try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) }

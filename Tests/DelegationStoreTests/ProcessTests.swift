@@ -1,5 +1,6 @@
 import DelegationStore
 import Foundation
+import TestSupport
 import Testing
 
 /// Several processes on one file, and a process killed in the middle of a transaction.

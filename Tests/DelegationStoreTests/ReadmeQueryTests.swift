@@ -1,14 +1,13 @@
 import CSQLite
 import DelegationStore
 import Foundation
+import TestSupport
 import Testing
 
 /// The SQL shown in README.md runs against a database the store produced, and answers something.
 @Suite struct ReadmeQueryTests {
     static func readmeSQL(section: String) throws -> [String] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         guard let start = readme.range(of: section) else { return [] }
         let rest = readme[start.upperBound...]
         let end = rest.range(of: "\n## ")?.lowerBound ?? rest.endIndex

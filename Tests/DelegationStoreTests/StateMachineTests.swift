@@ -1,6 +1,7 @@
 import CSQLite
 import DelegationStore
 import Foundation
+import TestSupport
 import Testing
 
 /// The schema's state machine, checked from raw SQL (the C API, no code of ours) and through the store.

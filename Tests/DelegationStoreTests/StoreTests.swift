@@ -1,6 +1,7 @@
 @testable import DelegationStore
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @Suite struct ToolParityTests {

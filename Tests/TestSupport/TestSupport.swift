@@ -2,42 +2,39 @@ import CSQLite
 import DelegationStore
 import Foundation
 import Logging
-import Testing
 
 /// A fresh directory under /tmp for one test's database files, removed when the test ends.
-final class TemporaryDirectory: Sendable {
-    let path: String
+public final class TemporaryDirectory: Sendable {
+    public let path: String
 
-    init() {
+    public init() {
         let base = FileManager.default.temporaryDirectory.path + "/delegation-tests-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         path = base
     }
 
-    func file(_ name: String) -> String { path + "/" + name }
+    public func file(_ name: String) -> String { path + "/" + name }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// The directory holding the package's built products (the test bundle sits beside them).
-func productPath(_ name: String) -> String {
+public func productPath(_ name: String) -> String {
     let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for directory in [beside, beside.deletingLastPathComponent()] {
         let candidate = directory.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    return root.appendingPathComponent(".build/debug/\(name)").path
+    return packageRoot.appendingPathComponent(".build/debug/\(name)").path
 }
 
 /// A child process the test starts, as a user or a second worker would.
-final class Child: @unchecked Sendable {
-    let process = Process()
+public final class Child: @unchecked Sendable {
+    public let process = Process()
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -47,7 +44,7 @@ final class Child: @unchecked Sendable {
     }
 
     /// Reads stdout until `line` appears (or the process ends).
-    func waitForLine(_ line: String, timeout: Duration = .seconds(30)) throws -> Bool {
+    public func waitForLine(_ line: String, timeout: Duration = .seconds(30)) throws -> Bool {
         let handle = stdoutPipe.fileHandleForReading
         var buffer = ""
         let deadline = ContinuousClock.now + timeout
@@ -60,12 +57,12 @@ final class Child: @unchecked Sendable {
         return false
     }
 
-    func kill(_ signal: Int32 = SIGKILL) {
+    public func kill(_ signal: Int32 = SIGKILL) {
         Foundation.kill(process.processIdentifier, signal)
     }
 
     /// Waits for the exit and returns (status, stdout, stderr).
-    func finish() -> (status: Int32, stdout: String, stderr: String) {
+    public func finish() -> (status: Int32, stdout: String, stderr: String) {
         let out = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
         let err = stderrPipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -75,10 +72,10 @@ final class Child: @unchecked Sendable {
 
 /// The C API with nothing of ours in between: what a hand-typed `sqlite3` session or another
 /// language's driver does to the file.
-final class RawConnection {
-    let handle: OpaquePointer
+public final class RawConnection {
+    public let handle: OpaquePointer
 
-    init(_ path: String) {
+    public init(_ path: String) {
         var handle: OpaquePointer?
         precondition(sqlite3_open(path, &handle) == SQLITE_OK)
         self.handle = handle!
@@ -90,7 +87,7 @@ final class RawConnection {
 
     /// Runs `sql` with text arguments bound to ?1, ?2, …; returns the result code and the message.
     @discardableResult
-    func run(_ sql: String, _ arguments: String...) -> (code: Int32, message: String) {
+    public func run(_ sql: String, _ arguments: String...) -> (code: Int32, message: String) {
         var statement: OpaquePointer?
         var code = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard code == SQLITE_OK else { return (code, String(cString: sqlite3_errmsg(handle))) }
@@ -102,7 +99,7 @@ final class RawConnection {
         return (code == SQLITE_DONE ? SQLITE_OK : code, String(cString: sqlite3_errmsg(handle)))
     }
 
-    func column(_ sql: String, _ arguments: String...) -> [String?] {
+    public func column(_ sql: String, _ arguments: String...) -> [String?] {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { return [] }
         defer { sqlite3_finalize(statement) }
@@ -116,7 +113,7 @@ final class RawConnection {
         return values
     }
 
-    func value(_ sql: String, _ arguments: String...) -> String? {
+    public func value(_ sql: String, _ arguments: String...) -> String? {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { return nil }
         defer { sqlite3_finalize(statement) }
@@ -129,7 +126,7 @@ final class RawConnection {
 }
 
 /// Opens a store on a new file in `directory`.
-func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db", roles: [String] = ["operator"])
+public func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db", roles: [String] = ["operator"])
     throws -> DelegationStore
 {
     try DelegationStore(
@@ -137,45 +134,61 @@ func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db",
 }
 
 /// Creates a migrated database file in `directory` and returns its path.
-func createDatabase(_ directory: TemporaryDirectory, name: String = "delegations.db") async throws -> String {
+public func createDatabase(_ directory: TemporaryDirectory, name: String = "delegations.db") async throws -> String {
     let store = try makeStore(directory, name: name)
     await store.close()
     return directory.file(name)
 }
 
 /// Keeps every log line, so a test can assert that something was logged (an audit line, a warning).
-struct CapturingLogHandler: LogHandler {
-    final class Lines: @unchecked Sendable {
+public struct CapturingLogHandler: LogHandler {
+    public final class Lines: @unchecked Sendable {
         private let lock = NSLock()
         private var storage: [(Logger.Level, String, Logger.Metadata)] = []
-        func append(_ line: (Logger.Level, String, Logger.Metadata)) { lock.withLock { storage.append(line) } }
-        var all: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
+        public func append(_ line: (Logger.Level, String, Logger.Metadata)) { lock.withLock { storage.append(line) } }
+        public var all: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
             lock.withLock { storage.map { (level: $0.0, message: $0.1, metadata: $0.2) } }
         }
     }
 
-    let lines: Lines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
+    public let lines: Lines
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .trace
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         lines.append((event.level, event.message.description, metadata.merging(event.metadata ?? [:]) { $1 }))
     }
 
-    static func logger() -> (Logger, Lines) {
+    public static func logger() -> (Logger, Lines) {
         let lines = Lines()
         return (Logger(label: "test") { _ in CapturingLogHandler(lines: lines) }, lines)
     }
 }
 
 /// A logger that prints nothing below warnings: tests stay readable.
-let quietLogger: Logger = {
+public let quietLogger: Logger = {
     var logger = Logger(label: "test")
     logger.logLevel = .warning
     return logger
 }()
+
+/// The package's root directory (for README.md, migrations/, scripts/).
+public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; true when it held.
+public func eventually(
+    timeout: Duration = .seconds(20), _ condition: @Sendable () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}

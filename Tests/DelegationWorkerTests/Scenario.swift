@@ -1,0 +1,143 @@
+import DelegationFakes
+import DelegationStore
+import DelegationWorker
+import Foundation
+import Logging
+import TestSupport
+import Testing
+
+/// One test's world: a platform, peers, a database file, and a worker to run against them.
+final class Scenario: Sendable {
+    static let token = "test-token-do-not-log"
+    static let selfID = "ws-self"
+
+    let directory = TemporaryDirectory()
+    let platform = FakePlatform(workspaceID: Scenario.selfID, token: Scenario.token)
+    let store: DelegationStore
+    private let peers = PeerList()
+
+    var databasePath: String { directory.file("delegations.db") }
+
+    init() async throws {
+        try await platform.start()
+        store = try DelegationStore(
+            StoreConfiguration(path: directory.file("delegations.db"), sourceWorkspaceID: Scenario.selfID), logger: quietLogger)
+    }
+
+    /// Starts a peer and registers it for `workspace` with the platform's discovery.
+    @discardableResult
+    func peer(_ workspace: String, dialect: FakePeer.Dialect = .v03, _ behavior: @escaping FakePeer.Behavior) async throws -> FakePeer {
+        let peer = FakePeer(dialect: dialect, behavior: behavior)
+        try await peer.start()
+        peers.add(peer)
+        platform.register(workspace, .url(peer.url))
+        return peer
+    }
+
+    func delegate(_ workspace: String, _ task: String = "do the thing", maxAttempts: Int? = nil) async throws -> String {
+        let answer = try await store.delegate(workspaceID: workspace, task: task, maxAttempts: maxAttempts)
+        return try #require(answer["task_id"]?.stringValue)
+    }
+
+    func row(_ id: String) async throws -> Delegation {
+        try #require(try await store.delegation(id: id))
+    }
+
+    func events(_ id: String) async throws -> [DelegationEvent] {
+        try await store.events(delegationID: id)
+    }
+
+    /// Fast timings, so a test's retries and polls take milliseconds.
+    func configuration(_ adjust: (inout WorkerConfiguration) -> Void = { _ in }) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration()
+        configuration.databasePath = databasePath
+        configuration.platformURL = platform.baseURL
+        configuration.workspaceID = Scenario.selfID
+        configuration.token = Scenario.token
+        configuration.retryDelay = .milliseconds(50)
+        configuration.pollInterval = .milliseconds(100)
+        configuration.claimInterval = .milliseconds(20)
+        configuration.lease = .seconds(5)
+        configuration.requestTimeout = .seconds(10)
+        configuration.shutdownGrace = .seconds(2)
+        configuration.workerID = "test-worker"
+        adjust(&configuration)
+        return configuration
+    }
+
+    /// Runs a worker until nothing is left to do (`--exit-when-idle`), or fails the test after `timeout`.
+    func runUntilIdle(timeout: Duration = .seconds(30), _ adjust: (inout WorkerConfiguration) -> Void = { _ in }) async throws {
+        var configuration = configuration(adjust)
+        configuration.exitWhenIdle = true
+        try await run(configuration, for: timeout, expectIdleExit: true)
+    }
+
+    /// Runs a worker for `duration`, then shuts it down gracefully.
+    func run(for duration: Duration, _ adjust: (inout WorkerConfiguration) -> Void = { _ in }) async throws {
+        try await run(configuration(adjust), for: duration, expectIdleExit: false)
+    }
+
+    private func run(_ configuration: WorkerConfiguration, for duration: Duration, expectIdleExit: Bool) async throws {
+        let worker = try DelegationWorker(configuration: configuration, store: store, logger: quietLogger)
+        let timedOut = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try? await worker.run()
+                return false
+            }
+            group.addTask {
+                try? await Task.sleep(for: duration)
+                worker.shutdown()
+                return true
+            }
+            let first = await group.next() ?? true
+            group.cancelAll()
+            await group.waitForAll()
+            return first
+        }
+        if expectIdleExit { #expect(!timedOut, "the worker did not become idle within \(duration)") }
+    }
+
+    func close() async {
+        for peer in peers.all { await peer.stop() }
+        await platform.stop()
+        await store.close()
+    }
+}
+
+final class PeerList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var peers: [FakePeer] = []
+    func add(_ peer: FakePeer) { lock.withLock { peers.append(peer) } }
+    var all: [FakePeer] { lock.withLock { peers } }
+}
+
+/// Counts calls per key, for peers that answer differently on the first and later attempts.
+final class CallCounter: Sendable {
+    private let counts = NSLockedDictionary()
+    func next(_ key: String?) -> Int { counts.increment(key ?? "") }
+}
+
+final class NSLockedDictionary: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: Int] = [:]
+    func increment(_ key: String) -> Int {
+        lock.withLock {
+            values[key, default: 0] += 1
+            return values[key]!
+        }
+    }
+}
+
+/// A URL where nothing listens: connecting is refused.
+func closedPortURL() -> String {
+    let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+    close(socket)
+    return "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+}
