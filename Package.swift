@@ -101,6 +101,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "DelegationAdminTests",
+            dependencies: ["DelegationStore", "CSQLite", "TestSupport", "delegation-admin"]
+        ),
+        .testTarget(
             name: "DelegationWorkerTests",
             dependencies: [
                 "DelegationWorker", "DelegationFakes", "DelegationStore", "TestSupport", "delegation-worker",

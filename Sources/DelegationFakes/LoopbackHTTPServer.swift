@@ -101,10 +101,11 @@ public final class LoopbackHTTPServer: Sendable {
         }
     }
 
-    /// Stops listening and closes every open connection.
+    /// Stops listening, closes every open connection and cancels handlers still at work.
     public func stop() async {
         try? await serverChannel.close()
         for channel in connections.all { try? await channel.close() }
+        serving.cancel()
         await serving.value
     }
 

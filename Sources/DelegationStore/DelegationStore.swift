@@ -141,9 +141,10 @@ public final class DelegationStore: Sendable {
         }
     }
 
-    public func renewLeases(worker: String, lease: Duration) async throws -> Set<String> {
+    /// Extends the leases `worker` holds (only those in `ids`, when given); returns the ids still held.
+    public func renewLeases(worker: String, lease: Duration, ids: [String]? = nil) async throws -> Set<String> {
         try await write("renewing the leases of worker \(worker)") { database in
-            try Transitions.renewLeases(database, worker: worker, lease: lease)
+            try Transitions.renewLeases(database, worker: worker, lease: lease, ids: ids)
         }
     }
 

@@ -72,13 +72,18 @@ public enum Transitions {
         """
 
     /// Extends every lease `worker` holds; returns the ids it still holds (the others were lost).
-    public static func renewLeases(_ database: Database, worker: String, lease: Duration) throws -> Set<String> {
-        Set(
+    public static func renewLeases(
+        _ database: Database, worker: String, lease: Duration, ids: [String]? = nil
+    ) throws -> Set<String> {
+        let only = ids.map { JSONValue.array($0.map(JSONValue.string)).serialized }
+        return Set(
             try database.query(
                 """
                 UPDATE delegations SET lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
-                WHERE status = 'in_progress' AND lease_owner = ?1 RETURNING id
-                """, worker, offset(lease)
+                WHERE status = 'in_progress' AND lease_owner = ?1
+                  AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
+                RETURNING id
+                """, worker, offset(lease), only
             ).compactMap { $0[0].string })
     }
 

@@ -109,10 +109,10 @@ public final class DelegationWorker: Service, Sendable {
                     }
                 }
                 for delegation in claimed {
-                    inFlight.add(delegation.id)
+                    let token = inFlight.add(delegation.id)
                     processing.addTask {
-                        await self.processRevocably(delegation)
-                        self.inFlight.remove(delegation.id)
+                        await self.processRevocably(delegation, token: token)
+                        self.inFlight.remove(delegation.id, token: token)
                         self.slotFreed.notify()
                     }
                 }
@@ -135,10 +135,10 @@ public final class DelegationWorker: Service, Sendable {
     }
 
     /// Runs the processor until it finishes or the delegation is revoked (lease lost, grace over).
-    private func processRevocably(_ delegation: Delegation) async {
+    private func processRevocably(_ delegation: Delegation, token: UInt64) async {
         await withTaskGroup(of: Void.self) { race in
             race.addTask { await self.processor.process(delegation) }
-            race.addTask { await self.inFlight.waitUntilRevoked(delegation.id) }
+            race.addTask { await self.inFlight.waitUntilRevoked(delegation.id, token: token) }
             _ = await race.next()
             race.cancelAll()
         }
@@ -157,7 +157,9 @@ public final class DelegationWorker: Service, Sendable {
         while !(await sleep(for: interval, unless: stopped)) {
             guard inFlight.count > 0 else { continue }
             do {
-                let held = try await store.renewLeases(worker: configuration.workerID, lease: configuration.lease)
+                // Only the rows this process is working on: a row it lost track of must expire and be taken over.
+                let held = try await store.renewLeases(
+                    worker: configuration.workerID, lease: configuration.lease, ids: inFlight.ids)
                 for id in inFlight.ids where !held.contains(id) {
                     if inFlight.revoke(id) {
                         logger.warning("lease lost (cancelled, or taken over): stopping its work", metadata: ["delegation_id": "\(id)"])

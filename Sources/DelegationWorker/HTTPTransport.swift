@@ -67,10 +67,33 @@ struct HTTPTransport: Sendable {
         }
         let (seconds, attoseconds) = timeout.components
         let amount = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let client = self.client
+        let maximumBody = self.maximumBody
+        let finished = request
         do {
-            let response = try await client.execute(request, timeout: amount)
-            let buffer = try await response.body.collect(upTo: maximumBody)
-            return HTTPAnswer(status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
+            // The client's deadline covers the head of the answer; a peer trickling its body one byte a
+            // second (slow-loris) would outlive it. The race below bounds the whole exchange.
+            return try await withThrowingTaskGroup(of: HTTPAnswer?.self) { group in
+                group.addTask {
+                    let response = try await client.execute(finished, timeout: amount)
+                    let buffer = try await response.body.collect(upTo: maximumBody)
+                    return HTTPAnswer(
+                        status: Int(response.status.code), headers: response.headers,
+                        body: Array(buffer.readableBytesView))
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout + .milliseconds(250))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let answer = first else {
+                    throw RequestDeadline()
+                }
+                return answer
+            }
+        } catch is RequestDeadline {
+            if Task.isCancelled { throw CancellationError() }
+            throw TransportError(description: "request timed out after \(timeout) (answer not complete)")
         } catch is CancellationError {
             throw CancellationError()
         } catch let error as NIOTooManyBytesError {
@@ -103,6 +126,9 @@ struct HTTPTransport: Sendable {
         return text
     }
 }
+
+/// The whole exchange (head and body) outlived the request timeout.
+private struct RequestDeadline: Error {}
 
 /// The peer's answer was larger than the worker will hold.
 struct OversizedAnswer: Error, CustomStringConvertible {

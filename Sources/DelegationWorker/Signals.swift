@@ -120,40 +120,62 @@ func wait(for wakeUp: WakeUp, atMost duration: Duration, unless signal: OneShotS
 /// The delegations this process is working on, and a way to stop the work on one of them
 /// (its lease was lost) or on all (the shutdown grace period is over).
 final class InFlightRegistry: Sendable {
+    /// One claim of a row. A row can be claimed again (its retry fell due) while the task that handled
+    /// the previous claim is still winding down; the token keeps that task from touching the new entry.
     private struct Entry {
+        var token: UInt64
         var revoked = false
         var settled = false
         var waiter: CheckedContinuation<Void, Never>?
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
-
-    var count: Int { entries.withLock { $0.count } }
-    var ids: [String] { entries.withLock { Array($0.keys) } }
-
-    func add(_ id: String) {
-        entries.withLock { $0[id] = Entry() }
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var nextToken: UInt64 = 0
     }
 
-    func remove(_ id: String) {
-        entries.withLock { $0.removeValue(forKey: id) }?.waiter?.resume()
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.entries.count } }
+    var ids: [String] { state.withLock { Array($0.entries.keys) } }
+
+    /// Registers a fresh claim of `id`; the token names this claim in `remove` and `waitUntilRevoked`.
+    func add(_ id: String) -> UInt64 {
+        let (token, previous) = state.withLock { state -> (UInt64, CheckedContinuation<Void, Never>?) in
+            state.nextToken += 1
+            let previous = state.entries[id]?.waiter
+            state.entries[id] = Entry(token: state.nextToken)
+            return (state.nextToken, previous)
+        }
+        // A previous claim's work is over (or must stop: this process holds the row anew).
+        previous?.resume()
+        return token
+    }
+
+    /// Forgets claim `token` of `id`; a newer claim of the same row is left alone.
+    func remove(_ id: String, token: UInt64) {
+        state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let entry = state.entries[id], entry.token == token else { return nil }
+            state.entries.removeValue(forKey: id)
+            return entry.waiter
+        }?.resume()
     }
 
     /// The delegation's outcome is written: losing its lease from now on is expected, not news.
     func settle(_ id: String) {
-        entries.withLock { $0[id]?.settled = true }
+        state.withLock { $0.entries[id]?.settled = true }
     }
 
     /// Stops the work on `id`; false when it was already settled or gone.
     @discardableResult
     func revoke(_ id: String) -> Bool {
-        let (waiter, wasLive) = entries.withLock { entries -> (CheckedContinuation<Void, Never>?, Bool) in
-            guard var entry = entries[id] else { return (nil, false) }
+        let (waiter, wasLive) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
+            guard var entry = state.entries[id] else { return (nil, false) }
             let wasLive = !entry.settled && !entry.revoked
             entry.revoked = true
             let waiter = entry.waiter
             entry.waiter = nil
-            entries[id] = entry
+            state.entries[id] = entry
             return (waiter, wasLive)
         }
         waiter?.resume()
@@ -164,22 +186,24 @@ final class InFlightRegistry: Sendable {
         for id in ids { revoke(id) }
     }
 
-    /// Returns when `id` is revoked (or the waiting task is cancelled).
-    func waitUntilRevoked(_ id: String) async {
+    /// Returns when claim `token` of `id` is revoked or superseded (or the waiting task is cancelled).
+    func waitUntilRevoked(_ id: String, token: UInt64) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = entries.withLock { entries -> Bool in
-                    guard var entry = entries[id], !entry.revoked, !Task.isCancelled else { return true }
+                let resumeNow = state.withLock { state -> Bool in
+                    guard var entry = state.entries[id], entry.token == token, !entry.revoked, !Task.isCancelled
+                    else { return true }
                     entry.waiter = continuation
-                    entries[id] = entry
+                    state.entries[id] = entry
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            entries.withLock { entries -> CheckedContinuation<Void, Never>? in
-                defer { entries[id]?.waiter = nil }
-                return entries[id]?.waiter
+            state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let entry = state.entries[id], entry.token == token else { return nil }
+                state.entries[id]?.waiter = nil
+                return entry.waiter
             }?.resume()
         }
     }

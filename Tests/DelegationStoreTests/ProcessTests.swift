@@ -18,9 +18,10 @@ import Testing
         await store.close()
         let path = directory.file("delegations.db")
         let children = try ["p1", "p2"].map { try Child(probe, ["claim", path, $0, "1"]) }
-        for child in children { #expect(try child.waitForLine("ready")) }
+        for child in children { #expect(await child.waitForLine("ready")) }
         FileManager.default.createFile(atPath: path + ".go", contents: nil)  // both start together
-        let outputs = children.map { $0.finish() }
+        var outputs: [(status: Int32, stdout: String, stderr: String, timedOut: Bool)] = []
+        for child in children { outputs.append(await child.finish()) }
         for output in outputs { #expect(output.status == 0, "\(output.stderr)") }
         let claimed = outputs.map { $0.stdout.split(separator: "\n").map(String.init).filter { $0 != "ready" } }
         #expect(claimed[0].count + claimed[1].count == count, "every row claimed exactly once")
@@ -36,9 +37,9 @@ import Testing
         await store.close()
         let path = directory.file("delegations.db")
         let holder = try Child(probe, ["hold", path])
-        #expect(try holder.waitForLine("holding"), "the child holds BEGIN IMMEDIATE with an uncommitted claim")
+        #expect(await holder.waitForLine("holding"), "the child holds BEGIN IMMEDIATE with an uncommitted claim")
         holder.kill(SIGKILL)
-        _ = holder.finish()
+        await holder.finish()
 
         let reopened = try makeStore(directory)
         let integrity = try await reopened.read { try $0.queryFirst("PRAGMA integrity_check")?[0].string }
@@ -55,7 +56,8 @@ import Testing
         let path = try await createDatabase(directory)
         let rounds = 120
         let children = try (1...4).map { try Child(probe, ["churn", path, "p\($0)", "\(rounds)"]) }
-        let outputs = children.map { $0.finish() }
+        var outputs: [(status: Int32, stdout: String, stderr: String, timedOut: Bool)] = []
+        for child in children { outputs.append(await child.finish()) }
         for output in outputs {
             #expect(output.status == 0 && output.stdout.hasPrefix("ok"), "\(output.stdout) \(output.stderr)")
             #expect(!output.stdout.contains("locked") && !output.stderr.contains("BUSY"))
@@ -71,11 +73,8 @@ import Testing
         let directory = TemporaryDirectory()
         let path = try await createDatabase(directory)
         let holder = try Child(probe, ["hold", path])
-        defer {
-            holder.kill(SIGKILL)
-            _ = holder.finish()
-        }
-        #expect(try holder.waitForLine("holding"))
+        defer { holder.kill(SIGKILL) }
+        #expect(await holder.waitForLine("holding"))
         let store = try DelegationStore(StoreConfiguration(path: path, busyTimeout: .milliseconds(300)), logger: quietLogger)
         let started = ContinuousClock.now
         do {

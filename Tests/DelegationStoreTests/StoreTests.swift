@@ -110,11 +110,11 @@ import Testing
         let directory = TemporaryDirectory()
         let store = try makeStore(directory)
         let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
-        let first = try await store.claim(worker: "w1", limit: 10, lease: .milliseconds(200))
+        let first = try await store.claim(worker: "w1", limit: 10, lease: .seconds(1))
         #expect(first.map(\.id) == [id])
         #expect(first[0].attempts == 1)
         #expect(try await store.claim(worker: "w2", limit: 10, lease: .seconds(30)).isEmpty, "the lease still holds")
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(1100))
         let second = try await store.claim(worker: "w2", limit: 10, lease: .seconds(30))
         #expect(second.map(\.id) == [id])
         #expect(second[0].attempts == 2, "the crashed attempt counts")
@@ -152,16 +152,34 @@ import Testing
         await store.close()
     }
 
+    @Test func renewingOnlyTheRowsInFlightLetsAForgottenLeaseExpire() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        for _ in 0..<2 { _ = try await store.delegate(workspaceID: "ws", task: "t") }
+        let claimed = try await store.claim(worker: "w1", limit: 2, lease: .seconds(30))
+        #expect(claimed.count == 2)
+        let held = try await store.renewLeases(worker: "w1", lease: .seconds(60), ids: [claimed[0].id])
+        #expect(held == [claimed[0].id])
+        let renewed = try #require(try await store.delegation(id: claimed[0].id)).leaseExpiresAt ?? ""
+        let untouched = try #require(try await store.delegation(id: claimed[1].id)).leaseExpiresAt ?? ""
+        #expect(renewed > untouched, "only the listed row got the longer lease")
+        await store.close()
+    }
+
     @Test func retriesWaitUntilDueAndKeepTheirAttempt() async throws {
         let directory = TemporaryDirectory()
         let store = try makeStore(directory)
         let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
         _ = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
-        try await store.scheduleRetry(id: id, worker: "w1", error: "HTTP 503", after: .milliseconds(400))
+        try await store.scheduleRetry(id: id, worker: "w1", error: "HTTP 503", after: .seconds(60))
         let waiting = try #require(try await store.delegation(id: id))
         #expect(waiting.status == .pending && waiting.error == "HTTP 503" && waiting.leaseOwner == nil)
+        let due = try #require(Timestamp.date(from: waiting.nextRunAt))
+        #expect(abs(due.timeIntervalSinceNow - 60) < 5, "due in a minute, not \(waiting.nextRunAt)")
         #expect(try await store.claim(worker: "w1", limit: 1, lease: .seconds(30)).isEmpty, "not due yet")
-        try await Task.sleep(for: .milliseconds(500))
+        // A minute passes (the clock is SQLite's; moving the row's due time is the same as waiting).
+        RawConnection(directory.file("delegations.db")).run(
+            "UPDATE delegations SET next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 seconds') WHERE id = ?", id)
         let again = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
         #expect(again.first?.attempts == 2)
         let detail = try await store.events(delegationID: id).first { $0.toStatus == "pending" && $0.fromStatus == "in_progress" }?.detail

@@ -57,7 +57,7 @@ final class Scenario: Sendable {
         configuration.retryDelay = .milliseconds(50)
         configuration.pollInterval = .milliseconds(100)
         configuration.claimInterval = .milliseconds(20)
-        configuration.lease = .seconds(5)
+        configuration.lease = .seconds(30)
         configuration.requestTimeout = .seconds(10)
         configuration.shutdownGrace = .seconds(2)
         configuration.workerID = "test-worker"
@@ -77,8 +77,31 @@ final class Scenario: Sendable {
         try await run(configuration(adjust), for: duration, expectIdleExit: false)
     }
 
+    /// Runs a worker until `condition` holds (checked every 20 ms), then shuts it down gracefully.
+    func run(
+        until condition: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(20),
+        sourceLocation: SourceLocation = #_sourceLocation, _ adjust: (inout WorkerConfiguration) -> Void = { _ in }
+    ) async throws {
+        let worker = try DelegationWorker(configuration: configuration(adjust), store: store, logger: testLogger)
+        let met = await withTaskGroup(of: Bool?.self) { group in
+            group.addTask {
+                try? await worker.run()
+                return nil
+            }
+            group.addTask {
+                let met = await eventually(timeout: timeout) { (try? await condition()) ?? false }
+                worker.shutdown()
+                return met
+            }
+            var met = false
+            for await result in group { if let result { met = result } }
+            return met
+        }
+        #expect(met, "the condition did not hold within \(timeout)", sourceLocation: sourceLocation)
+    }
+
     private func run(_ configuration: WorkerConfiguration, for duration: Duration, expectIdleExit: Bool) async throws {
-        let worker = try DelegationWorker(configuration: configuration, store: store, logger: quietLogger)
+        let worker = try DelegationWorker(configuration: configuration, store: store, logger: testLogger)
         let timedOut = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try? await worker.run()
@@ -104,6 +127,13 @@ final class Scenario: Sendable {
     }
 }
 
+/// Quiet unless TEST_LOG_LEVEL says otherwise (e.g. `TEST_LOG_LEVEL=debug swift test --filter …`).
+let testLogger: Logger = {
+    var logger = Logger(label: "test.worker")
+    logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    return logger
+}()
+
 final class PeerList: @unchecked Sendable {
     private let lock = NSLock()
     private var peers: [FakePeer] = []
@@ -128,16 +158,24 @@ final class NSLockedDictionary: @unchecked Sendable {
     }
 }
 
-/// A URL where nothing listens: connecting is refused.
-func closedPortURL() -> String {
-    let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-    close(socket)
-    return "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+/// A port bound but not listening: connecting is refused, and while this lives no other server
+/// (another test's) can take the port.
+final class RefusingPort: Sendable {
+    private let descriptor: Int32
+    let url: String
+
+    init() {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        self.url = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+    }
+
+    deinit { close(descriptor) }
 }

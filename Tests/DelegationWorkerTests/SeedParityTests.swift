@@ -129,7 +129,11 @@ import Testing
         let scenario = try await Scenario()
         let peer = try await scenario.peer("ws-peer") { _ in .queued }
         let id = try await scenario.delegate("ws-peer")
-        try await scenario.run(for: .milliseconds(800))
+        let platform = scenario.platform
+        // Queued, and the platform asked several times since: still no second send.
+        try await scenario.run(until: {
+            try await scenario.row(id).status == .queued && platform.calls(to: "/delegations", method: "GET").count >= 3
+        })
         let row = try await scenario.row(id)
         #expect(row.status == .queued)
         #expect(row.error == nil)
@@ -187,9 +191,9 @@ import Testing
         let id = try await scenario.delegate("ws-peer")
         scenario.platform.resolve(delegationID: "someone-else", status: "completed", preview: "x")
         scenario.platform.resolve(delegationID: id, status: "dispatched")
-        try await scenario.run(for: .milliseconds(700))
-        #expect(try await scenario.row(id).status == .queued)
-        #expect(scenario.platform.calls(to: "/delegations", method: "GET").count >= 2, "the worker kept asking")
+        let platform = scenario.platform
+        try await scenario.run(until: { platform.calls(to: "/delegations", method: "GET").count >= 3 })
+        #expect(try await scenario.row(id).status == .queued, "the worker kept asking; nothing resolved it")
         await scenario.close()
     }
 
@@ -199,7 +203,8 @@ import Testing
         try await scenario.peer("ws-peer") { _ in .queued }
         let id = try await scenario.delegate("ws-peer")
         scenario.platform.fail([.list], with: 503)
-        try await scenario.run(for: .milliseconds(700))
+        let platform = scenario.platform
+        try await scenario.run(until: { platform.calls(to: "/delegations", method: "GET").count >= 2 })
         #expect(try await scenario.row(id).status == .queued)
         await scenario.close()
     }
@@ -219,7 +224,8 @@ import Testing
     @Test("20. connection refused on every attempt fails, mentioning the refusal")
     func connectionRefused() async throws {
         let scenario = try await Scenario()
-        scenario.platform.register("ws-peer", .url(closedPortURL()))
+        let refusing = RefusingPort()
+        scenario.platform.register("ws-peer", .url(refusing.url))
         let id = try await scenario.delegate("ws-peer")
         try await scenario.runUntilIdle()
         let row = try await scenario.row(id)
@@ -227,6 +233,7 @@ import Testing
         #expect(row.attempts == 3)
         #expect(row.error?.contains("connection refused") == true, "\(row.error ?? "nil")")
         #expect(row.error != "None")
+        withExtendedLifetime(refusing) {}
         await scenario.close()
     }
 
@@ -248,7 +255,10 @@ import Testing
         try await scenario.peer("ws-peer") { _ in .completed("ok") }
         scenario.platform.fail([.record], with: 500)
         let id = try await scenario.delegate("ws-peer")
-        try await scenario.run(for: .milliseconds(600))
+        let platform = scenario.platform
+        try await scenario.run(until: {
+            try await scenario.row(id).status == .completed && platform.calls(to: "/delegations/record").count >= 2
+        })
         #expect(try await scenario.row(id).status == .completed)
         #expect(scenario.platform.updates.isEmpty, "the update waits for its record (in order)")
         scenario.platform.fail([.record], with: nil)

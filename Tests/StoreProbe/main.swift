@@ -29,6 +29,7 @@ case "claim":
         let claimed = try await store.claim(worker: worker, limit: batch, lease: .seconds(60))
         if claimed.isEmpty { break }
         for delegation in claimed { say(delegation.id) }
+        usleep(500)  // paced, so that two probes interleave even on a busy machine
     }
     await store.close()
 

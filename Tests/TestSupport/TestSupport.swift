@@ -28,31 +28,70 @@ public func productPath(_ name: String) -> String {
     return packageRoot.appendingPathComponent(".build/debug/\(name)").path
 }
 
-/// A child process the test starts, as a user or a second worker would.
+/// A child process the test starts, as a user or a second worker would. Its stdout and stderr are
+/// drained as they come, so a chatty child never blocks on a full pipe.
 public final class Child: @unchecked Sendable {
     public let process = Process()
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
+    private let lock = NSLock()
+    private var output = Data()
+    private var errors = Data()
+    private var closedStreams = 0
+    private var readers: [FileHandle] = []
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
+        // Close-on-exec pipes: children started concurrently by other tests must not inherit our
+        // write ends, or our EOF would wait for their exit.
+        let (stdoutRead, stdoutWrite) = Self.closeOnExecPipe()
+        let (stderrRead, stderrWrite) = Self.closeOnExecPipe()
+        process.standardOutput = stdoutWrite
+        process.standardError = stderrWrite
+        for (reader, isOutput) in [(stdoutRead, true), (stderrRead, false)] {
+            reader.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                guard let self else { return }
+                self.lock.withLock {
+                    if data.isEmpty {
+                        handle.readabilityHandler = nil
+                        self.closedStreams += 1
+                    } else if isOutput {
+                        self.output.append(data)
+                    } else {
+                        self.errors.append(data)
+                    }
+                }
+            }
+        }
         try process.run()
+        try stdoutWrite.close()
+        try stderrWrite.close()
+        readers = [stdoutRead, stderrRead]
     }
 
-    /// Reads stdout until `line` appears (or the process ends).
-    public func waitForLine(_ line: String, timeout: Duration = .seconds(30)) throws -> Bool {
-        let handle = stdoutPipe.fileHandleForReading
-        var buffer = ""
+    private static func closeOnExecPipe() -> (read: FileHandle, write: FileHandle) {
+        var descriptors: [Int32] = [0, 0]
+        precondition(pipe(&descriptors) == 0, "pipe failed")
+        for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        return (
+            FileHandle(fileDescriptor: descriptors[0], closeOnDealloc: true),
+            FileHandle(fileDescriptor: descriptors[1], closeOnDealloc: false)
+        )
+    }
+
+    public var stdout: String { lock.withLock { String(decoding: output, as: UTF8.self) } }
+    public var stderr: String { lock.withLock { String(decoding: errors, as: UTF8.self) } }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Waits (without blocking a thread) until stdout has a line equal to `line`; false if the
+    /// process ends or `timeout` passes first.
+    public func waitForLine(_ line: String, timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let data = handle.availableData
-            if data.isEmpty { return false }
-            buffer += String(decoding: data, as: UTF8.self)
-            if buffer.split(separator: "\n").contains(where: { $0 == line }) { return true }
+            if stdout.split(separator: "\n").contains(where: { $0 == line }) { return true }
+            if !process.isRunning { return stdout.split(separator: "\n").contains(where: { $0 == line }) }
+            try? await Task.sleep(for: .milliseconds(5))
         }
         return false
     }
@@ -61,12 +100,24 @@ public final class Child: @unchecked Sendable {
         Foundation.kill(process.processIdentifier, signal)
     }
 
-    /// Waits for the exit and returns (status, stdout, stderr).
-    public func finish() -> (status: Int32, stdout: String, stderr: String) {
-        let out = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
-        let err = stderrPipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    /// Waits (without blocking a thread) for the exit; kills the child if it still runs after `timeout`.
+    @discardableResult
+    public func finish(within timeout: Duration = .seconds(60)) async -> (status: Int32, stdout: String, stderr: String, timedOut: Bool) {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let timedOut = process.isRunning
+        if timedOut {
+            kill(SIGKILL)
+            while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        // Everything the child wrote is in the pipes; wait briefly for the readers to reach EOF.
+        let drained = ContinuousClock.now + .seconds(2)
+        while lock.withLock({ closedStreams < 2 }) && ContinuousClock.now < drained {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return (process.terminationStatus, stdout, stderr, timedOut)
     }
 }
 

@@ -1,0 +1,160 @@
+import ArgumentParser
+import DelegationStore
+import Foundation
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Verify the file and the queue's invariants; exit 0 when all hold, 1 when one does not.",
+        discussion: """
+            SQLite's integrity_check and foreign_key_check; the schema objects the migrations create are \
+            all present (a dropped trigger would let raw SQL corrupt the state machine); every row's status \
+            agrees with its last status event; every status event continues from the previous one along a \
+            legal transition; only in_progress rows hold leases; no lease expired long ago (no worker is \
+            running); finished rows carry finished_at; the platform mirror is not stuck.
+            """)
+
+    @OptionGroup var options: CommonOptions
+
+    @Option(name: .customLong("stale-lease"), help: "A lease expired longer ago than this means no worker is running (default 10m).")
+    var staleLease: AgeArgument = AgeArgument(argument: "10m")!
+
+    @Option(name: .customLong("stuck-outbox"), help: "An undelivered mirror call older than this is stuck (default 1h).")
+    var stuckOutbox: AgeArgument = AgeArgument(argument: "1h")!
+
+    struct Finding: Sendable {
+        var name: String
+        var ok: Bool
+        var detail: String
+        var examples: [String] = []
+    }
+
+    func run() async throws {
+        let staleBefore = Timestamp.string(from: Date().addingTimeInterval(-staleLease.seconds))
+        let stuckBefore = Timestamp.string(from: Date().addingTimeInterval(-stuckOutbox.seconds))
+        try await Admin.run(options) { store in
+            let findings = try await store.read("checking the database") { database in
+                try Self.findings(database, staleBefore: staleBefore, stuckBefore: stuckBefore)
+            }
+            let ok = findings.allSatisfy(\.ok)
+            let json: JSONValue = [
+                "ok": .bool(ok),
+                "checks": .array(findings.map {
+                    ["name": .string($0.name), "ok": .bool($0.ok), "detail": .string($0.detail),
+                     "examples": .array($0.examples.map(JSONValue.string))]
+                }),
+            ]
+            let text = Output.table(
+                ["CHECK", "RESULT", "DETAIL"],
+                findings.map { [$0.name, $0.ok ? "ok" : "FAILED", $0.detail + ($0.examples.isEmpty ? "" : " e.g. " + $0.examples.prefix(3).joined(separator: ", "))] },
+                maximumWidth: 120) + (ok ? "all checks passed" : "problems found")
+            return Report(json: json, text: text, failed: !ok)
+        }
+    }
+
+    static func findings(_ database: Database, staleBefore: String, stuckBefore: String) throws -> [Finding] {
+        var findings: [Finding] = []
+
+        let integrity = try database.query("PRAGMA integrity_check").compactMap { $0[0].string }
+        findings.append(Finding(
+            name: "integrity_check", ok: integrity == ["ok"],
+            detail: integrity == ["ok"] ? "ok" : "\(integrity.count) problem(s)", examples: Array(integrity.prefix(5))))
+
+        let foreignKeys = try database.query("PRAGMA foreign_key_check")
+        findings.append(Finding(
+            name: "foreign_keys", ok: foreignKeys.isEmpty,
+            detail: foreignKeys.isEmpty ? "ok" : "\(foreignKeys.count) row(s) point at missing parents",
+            examples: foreignKeys.prefix(5).map { "\($0[0].string ?? "?") rowid \($0[1].int ?? 0)" }))
+
+        // What a freshly migrated database holds, compared by name and SQL.
+        let expected = try Database(path: ":memory:")
+        try Migrator.migrate(expected)
+        let objects = "SELECT type || ' ' || name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND sql IS NOT NULL"
+        let wanted = Dictionary(uniqueKeysWithValues: try expected.query(objects).map { ($0[0].string ?? "", $0[1].string ?? "") })
+        let present = Dictionary(try database.query(objects).map { ($0[0].string ?? "", $0[1].string ?? "") }, uniquingKeysWith: { a, _ in a })
+        let missing = wanted.keys.filter { present[$0] == nil }.sorted()
+        let altered = wanted.keys.filter { present[$0] != nil && present[$0] != wanted[$0] }.sorted()
+        findings.append(Finding(
+            name: "schema", ok: missing.isEmpty && altered.isEmpty,
+            detail: missing.isEmpty && altered.isEmpty
+                ? "all \(wanted.count) tables, indexes and triggers as migrated"
+                : "\(missing.count) missing, \(altered.count) altered",
+            examples: missing.map { "missing \($0)" } + altered.map { "altered \($0)" }))
+
+        let contradicted = try database.query(
+            """
+            SELECT id, status, last FROM (
+                SELECT d.id, d.status,
+                       (SELECT e.to_status FROM delegation_events e
+                        WHERE e.delegation_id = d.id AND e.kind = 'status' ORDER BY e.id DESC LIMIT 1) AS last
+                FROM delegations d)
+            WHERE last IS NOT status LIMIT 1000
+            """)
+        findings.append(Finding(
+            name: "status_matches_events", ok: contradicted.isEmpty,
+            detail: contradicted.isEmpty ? "every row's status is its last status event's" : "\(contradicted.count) row(s) contradict their events",
+            examples: contradicted.prefix(5).map { "\($0[0].string ?? "") is \($0[1].string ?? "") but its events say \($0[2].string ?? "nothing")" }))
+
+        let legal = JSONValue.array(DelegationStatus.legalTransitions.map { .string("\($0[0].rawValue)>\($0[1].rawValue)") }).serialized
+        let badPaths = try database.query(
+            """
+            WITH s AS (
+                SELECT delegation_id, id, from_status, to_status,
+                       lag(to_status) OVER (PARTITION BY delegation_id ORDER BY id) AS previous
+                FROM delegation_events WHERE kind = 'status')
+            SELECT delegation_id, id, from_status, to_status, previous FROM s
+            WHERE from_status IS NOT previous
+               OR (from_status IS NULL AND to_status <> 'pending')
+               OR (from_status IS NOT NULL AND from_status || '>' || to_status NOT IN (SELECT value FROM json_each(?)))
+            LIMIT 1000
+            """, legal)
+        findings.append(Finding(
+            name: "event_paths_legal", ok: badPaths.isEmpty,
+            detail: badPaths.isEmpty ? "every history is a legal path from pending" : "\(badPaths.count) event(s) break a history",
+            examples: badPaths.prefix(5).map {
+                "\($0[0].string ?? ""): event \($0[1].int ?? 0) \($0[2].string ?? "∅") → \($0[3].string ?? "") after \($0[4].string ?? "∅")"
+            }))
+
+        let leases = try database.queryFirst(
+            """
+            SELECT count(*) FILTER (WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_expires_at IS NULL)),
+                   count(*) FILTER (WHERE status <> 'in_progress' AND (lease_owner IS NOT NULL OR lease_expires_at IS NOT NULL)),
+                   count(*) FILTER (WHERE status = 'in_progress' AND lease_expires_at < ?)
+            FROM delegations WHERE status = 'in_progress' OR lease_owner IS NOT NULL OR lease_expires_at IS NOT NULL
+            """, staleBefore)
+        let (ownerless, stray, stale) = (leases?[0].int ?? 0, leases?[1].int ?? 0, leases?[2].int ?? 0)
+        findings.append(Finding(
+            name: "leases", ok: ownerless == 0 && stray == 0,
+            detail: "\(ownerless) in_progress without a lease, \(stray) lease(s) on rows not in progress"))
+        let staleRows = try database.query(
+            "SELECT id, lease_owner, lease_expires_at FROM delegations WHERE status = 'in_progress' AND lease_expires_at < ? LIMIT 5",
+            staleBefore)
+        findings.append(Finding(
+            name: "stale_leases", ok: stale == 0,
+            detail: stale == 0 ? "no lease expired before \(staleBefore)" : "\(stale) lease(s) expired before \(staleBefore): is any worker running?",
+            examples: staleRows.map { "\($0[0].string ?? "") held by \($0[1].string ?? "") until \($0[2].string ?? "")" }))
+
+        let finishedAt = try database.queryFirst(
+            """
+            SELECT count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at IS NULL),
+                   count(*) FILTER (WHERE status IN ('pending', 'in_progress', 'queued') AND finished_at IS NOT NULL)
+            FROM delegations
+            """)
+        let (unfinished, refinished) = (finishedAt?[0].int ?? 0, finishedAt?[1].int ?? 0)
+        findings.append(Finding(
+            name: "finished_at", ok: unfinished == 0 && refinished == 0,
+            detail: "\(unfinished) finished row(s) without finished_at, \(refinished) live row(s) with one"))
+
+        let outbox = try database.queryFirst(
+            """
+            SELECT count(*) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL AND created_at < ?),
+                   count(*) FILTER (WHERE dead_at IS NOT NULL)
+            FROM platform_outbox
+            """, stuckBefore)
+        let (stuck, dead) = (outbox?[0].int ?? 0, outbox?[1].int ?? 0)
+        findings.append(Finding(
+            name: "outbox", ok: stuck == 0,
+            detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))
+        return findings
+    }
+}

@@ -1,0 +1,133 @@
+import DelegationFakes
+import DelegationStore
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+/// The `delegation-worker` binary as operators run it: several at once, killed, signalled, restarted.
+@Suite struct WorkerProcessTests {
+    let binary = productPath("delegation-worker")
+
+    func startWorker(_ scenario: Scenario, _ name: String, _ extra: [String] = []) throws -> Child {
+        try Child(binary, [
+            "--db", scenario.databasePath, "--platform-url", scenario.platform.baseURL,
+            "--workspace-id", Scenario.selfID, "--token", Scenario.token, "--worker-id", name,
+            "--retry-delay", "0.05", "--poll-interval", "0.1", "--log-level", "warning",
+        ] + extra)
+    }
+
+    @Test func invalidConfigurationExitsBeforeAnyWork() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("never.db")
+        let child = try Child(binary, ["--db", path, "--platform-url", "ftp://nowhere", "--concurrency", "0"], environment: ["WORKSPACE_ID": ""])
+        let result = await child.finish()
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("invalid configuration"))
+        #expect(result.stderr.contains("--platform-url") && result.stderr.contains("--workspace-id") && result.stderr.contains("--concurrency"))
+        #expect(!FileManager.default.fileExists(atPath: path), "nothing was created")
+
+        let badNumber = try Child(binary, ["--db", path, "--workspace-id", "ws"], environment: ["DELEGATION_RETRY_ATTEMPTS": "three"])
+        let second = await badNumber.finish()
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("DELEGATION_RETRY_ATTEMPTS must be a number"))
+    }
+
+    @Test func sigtermReleasesLeasesAndExitsZero() async throws {
+        let scenario = try await Scenario()
+        let peer = try await scenario.peer("ws-slow") { _ in .delayed(.seconds(30), .completed("never seen")) }
+        let ids = [try await scenario.delegate("ws-slow"), try await scenario.delegate("ws-slow"), try await scenario.delegate("ws-slow")]
+        let worker = try startWorker(scenario, "terminated", ["--shutdown-grace", "0.5"])
+        #expect(await eventually { peer.sends.count == 3 })
+        let signalled = ContinuousClock.now
+        worker.kill(SIGTERM)
+        let result = await worker.finish(within: .seconds(10))
+        #expect(!result.timedOut)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(ContinuousClock.now - signalled < .seconds(5))
+        for id in ids {
+            let row = try await scenario.row(id)
+            #expect(row.status == .pending && row.leaseOwner == nil)
+            #expect(row.attempts == 0, "the interrupted attempt is not counted")
+            #expect(try await scenario.events(id).contains { $0.kind == "released" && $0.worker == "terminated" })
+        }
+        await scenario.close()
+    }
+
+    @Test func aWorkerKilledMidRequestIsReplacedWithTheSameMessageID() async throws {
+        let scenario = try await Scenario()
+        let calls = CallCounter()
+        let peer = try await scenario.peer("ws-peer") { received in
+            calls.next(received.delegationID) == 1 ? .delayed(.seconds(60), .completed("lost")) : .completed("finished by the second worker")
+        }
+        let id = try await scenario.delegate("ws-peer")
+        let doomed = try startWorker(scenario, "doomed", ["--lease", "1"])
+        #expect(await eventually { peer.sends.count == 1 })
+        doomed.kill(SIGKILL)
+        await doomed.finish()
+
+        let survivor = try startWorker(scenario, "survivor", ["--lease", "1", "--exit-when-idle"])
+        let result = await survivor.finish(within: .seconds(30))
+        #expect(!result.timedOut && result.status == 0, "\(result.stderr)")
+        let row = try await scenario.row(id)
+        #expect(row.status == .completed && row.result == "finished by the second worker")
+        #expect(row.attempts == 2)
+        #expect(peer.sends.count == 2)
+        #expect(Set(peer.sends.compactMap(\.messageID)) == [row.messageID], "the same messageId both times")
+        let takeover = try await scenario.events(id).first { $0.kind == "lease" }
+        #expect(takeover?.worker == "survivor" && takeover?.detail?.contains("doomed") == true)
+        await scenario.close()
+    }
+
+    @Test func aQueuedDelegationIsResolvedAfterARestart() async throws {
+        let scenario = try await Scenario()
+        try await scenario.peer("ws-busy") { _ in .queued }
+        let id = try await scenario.delegate("ws-busy")
+        let first = try startWorker(scenario, "first")
+        #expect(try await eventually { try await scenario.row(id).status == .queued })
+        first.kill(SIGTERM)
+        #expect(await first.finish(within: .seconds(10)).status == 0)
+
+        scenario.platform.resolve(delegationID: id, status: "completed", preview: "done while nobody watched")
+        let second = try startWorker(scenario, "second", ["--exit-when-idle"])
+        let result = await second.finish(within: .seconds(30))
+        #expect(!result.timedOut && result.status == 0, "\(result.stderr)")
+        let row = try await scenario.row(id)
+        #expect(row.status == .completed && row.result == "done while nobody watched")
+        await scenario.close()
+    }
+
+    @Test func twoWorkerProcessesSendEachDelegationExactlyOnce() async throws {
+        let scenario = try await Scenario()
+        let peer = try await scenario.peer("ws-peer") { received in
+            .delayed(.milliseconds(Int.random(in: 0...20)), .completed("ok \(received.delegationID ?? "")"))
+        }
+        let count = 200
+        var ids: [String] = []
+        for index in 0..<count { ids.append(try await scenario.delegate("ws-peer", "task \(index)")) }
+        let started = ContinuousClock.now
+        let workers = try ["alpha", "beta"].map {
+            try startWorker(scenario, $0, ["--exit-when-idle", "--concurrency", "16", "--log-level", "error"])
+        }
+        for worker in workers {
+            let result = await worker.finish(within: .seconds(60))
+            #expect(!result.timedOut && result.status == 0, "\(result.stderr)")
+        }
+        let elapsed = ContinuousClock.now - started
+        let completed = try await scenario.store.read {
+            try $0.queryFirst("SELECT count(*) FROM delegations WHERE status = 'completed'")?[0].int
+        }
+        #expect(completed == count)
+        let sent = peer.sends.compactMap(\.delegationID)
+        #expect(sent.count == count, "no delegation was sent twice")
+        #expect(Set(sent) == Set(ids))
+        let byWorker = try await scenario.store.read {
+            try $0.query("SELECT worker, count(*) FROM delegation_events WHERE to_status = 'completed' GROUP BY worker")
+                .map { ($0[0].string ?? "", $0[1].int ?? 0) }
+        }
+        #expect(byWorker.count == 2, "both workers shared the work: \(byWorker)")
+        #expect(scenario.platform.records.count == count && scenario.platform.updates.count == count)
+        print("two worker processes: \(count) delegations in \(elapsed) (\(Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) per second), split \(byWorker)")
+        await scenario.close()
+    }
+}
