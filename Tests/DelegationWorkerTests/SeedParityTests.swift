@@ -22,7 +22,8 @@ import Testing
         let scenario = try await Scenario()
         let started = ContinuousClock.now
         let answer = try await scenario.store.delegate(workspaceID: "ws-peer", task: "t")
-        #expect(ContinuousClock.now - started < .seconds(1))
+        // Nothing but one local commit: no network, whatever the peer does (the seed blocked for up to 300 s).
+        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(answer["status"] == "delegated" && answer["success"] == true)
         #expect(answer["task_id"]?.stringValue?.count == 36)
         await scenario.close()
