@@ -87,6 +87,12 @@ let package = Package(
             dependencies: ["DelegationStore", "CSQLite"],
             path: "Tests/StoreProbe"
         ),
+        // Several real workers on one database, SIGKILLed at random while delegations flow (scripts/chaos.sh).
+        .executableTarget(
+            name: "delegation-chaos",
+            dependencies: ["DelegationStore", "DelegationFakes", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Chaos"
+        ),
         // What the test targets share: temporary directories, child processes, a raw C-API connection.
         .target(
             name: "TestSupport",
@@ -103,6 +109,15 @@ let package = Package(
         .testTarget(
             name: "DelegationAdminTests",
             dependencies: ["DelegationStore", "CSQLite", "TestSupport", "delegation-admin"]
+        ),
+        // Crash and fault suite: the short chaos run and the bad-input catalogue.
+        .testTarget(
+            name: "FaultTests",
+            dependencies: [
+                "DelegationStore", "DelegationWorker", "DelegationFakes", "CSQLite", "TestSupport",
+                "delegation-admin", "delegation-worker", "delegation-chaos",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "DelegationWorkerTests",

@@ -120,6 +120,9 @@ struct HTTPTransport: Sendable {
         if text.localizedCaseInsensitiveContains("connection refused") || text.contains("ECONNREFUSED") || text.contains("errno: 111") {
             return "connection refused (\(text))"
         }
+        if error is HTTPParserError {
+            return "connection closed before the answer was complete (\(text))"
+        }
         if text.localizedCaseInsensitiveContains("reset by peer") || text.contains("errno: 104") {
             return "connection reset (\(text))"
         }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import DelegationStore
 
@@ -34,8 +35,9 @@ struct ListFilter: ParsableArguments {
             arguments.append(JSONValue.array(statuses.map { .string($0.rawValue) }).serialized)
         }
         if let workspace {
+            // Stored trimmed, as `delegate` trims it.
             conditions.append("workspace_id = ?")
-            arguments.append(workspace)
+            arguments.append(workspace.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         if let since {
             conditions.append("created_at >= ?")

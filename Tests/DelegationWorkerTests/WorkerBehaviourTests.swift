@@ -240,11 +240,12 @@ import Testing
     @Test func aLongRequestKeepsItsLeaseAgainstAnotherWorker() async throws {
         let scenario = try await Scenario()
         // The request outlives the lease several times over; renewals keep it.
-        let peer = try await scenario.peer("ws-slow") { _ in .delayed(.milliseconds(5000), .completed("slow but sure")) }
+        // (A 3 s lease renewed every second: generous enough that a loaded CI disk's slow fsync is not a steal.)
+        let peer = try await scenario.peer("ws-slow") { _ in .delayed(.milliseconds(7000), .completed("slow but sure")) }
         let id = try await scenario.delegate("ws-slow")
-        async let first: Void = scenario.runUntilIdle { $0.lease = .milliseconds(1500); $0.workerID = "first" }
+        async let first: Void = scenario.runUntilIdle { $0.lease = .seconds(3); $0.workerID = "first" }
         #expect(await eventually { peer.sends.count == 1 })
-        try await scenario.run(for: .seconds(4)) { $0.lease = .milliseconds(1500); $0.workerID = "second" }
+        try await scenario.run(for: .seconds(5)) { $0.lease = .seconds(3); $0.workerID = "second" }
         try await first
         #expect(peer.sends.count == 1, "the lease was renewed, so nobody else sent it again")
         let row = try await scenario.row(id)

@@ -1,0 +1,342 @@
+import DelegationFakes
+import DelegationStore
+import Foundation
+import Logging
+import Synchronization
+
+// delegation-chaos: several real `delegation-worker` processes on one database, a loopback peer and
+// platform, delegations enqueued while a killer SIGKILLs a random worker every ~200 ms and restarts
+// it. At the end every promise the queue makes is checked and the figures printed; exit 1 if one broke.
+//
+//   swift run -c release delegation-chaos --delegations 10000 --kills 50      (scripts/chaos.sh)
+//   delegation-chaos --delegations 500 --kills 10                              (the short form in swift test)
+
+struct Options {
+    var delegations = 10_000
+    var kills = 50
+    var workers = 4
+    var concurrency = 8
+    var killInterval = 0.2
+    var timeout = 900.0
+    var directory: String?
+
+    static let usage = """
+        usage: delegation-chaos [--delegations M] [--kills K] [--workers N] [--concurrency C]
+                                [--kill-interval SECONDS] [--timeout SECONDS] [--dir PATH]
+        """
+
+    static func parse(_ arguments: [String]) -> Options {
+        var options = Options()
+        var index = 0
+        func value() -> String {
+            index += 1
+            guard index < arguments.count else { fail("\(arguments[index - 1]) needs a value\n\(usage)") }
+            return arguments[index]
+        }
+        func number(_ text: String, _ name: String) -> Double {
+            guard let number = Double(text), number >= 0, number.isFinite else { fail("\(name) must be a number ≥ 0, not \(text)") }
+            return number
+        }
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--delegations": options.delegations = Int(number(value(), "--delegations"))
+            case "--kills": options.kills = Int(number(value(), "--kills"))
+            case "--workers": options.workers = max(1, Int(number(value(), "--workers")))
+            case "--concurrency": options.concurrency = max(1, Int(number(value(), "--concurrency")))
+            case "--kill-interval": options.killInterval = number(value(), "--kill-interval")
+            case "--timeout": options.timeout = number(value(), "--timeout")
+            case "--dir": options.directory = value()
+            case "--help", "-h":
+                print(usage)
+                exit(0)
+            default: fail("unknown argument \(arguments[index])\n\(usage)")
+            }
+            index += 1
+        }
+        return options
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("delegation-chaos: \(message)\n".utf8))
+    exit(2)
+}
+
+/// What the peer does with a delegation, decided by its id so the expected end state is known.
+enum Fate: CaseIterable {
+    case completes, busyOnceThenCompletes, queuedThenCompleted, refusedByJSONRPC, serverErrorEveryTime
+
+    init(_ delegationID: String) {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in delegationID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        switch hash % 100 {
+        case 0..<70: self = .completes
+        case 70..<80: self = .busyOnceThenCompletes
+        case 80..<90: self = .queuedThenCompleted
+        case 90..<95: self = .refusedByJSONRPC
+        default: self = .serverErrorEveryTime
+        }
+    }
+
+    var expectedStatus: String {
+        switch self {
+        case .completes, .busyOnceThenCompletes, .queuedThenCompleted: "completed"
+        case .refusedByJSONRPC, .serverErrorEveryTime: "failed"
+        }
+    }
+
+    /// Sends the peer should see without any crash.
+    func expectedSends(retryAttempts: Int) -> Int {
+        switch self {
+        case .busyOnceThenCompletes: 2
+        case .serverErrorEveryTime: retryAttempts
+        default: 1
+        }
+    }
+}
+
+/// A running `delegation-worker` child.
+final class WorkerProcess: @unchecked Sendable {
+    let process = Process()
+    let name: String
+
+    init(binary: String, arguments: [String], name: String, log: String) throws {
+        self.name = name
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments + ["--worker-id", name]
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)
+        handle?.seekToEndOfFile()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = handle ?? FileHandle.nullDevice
+        try process.run()
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    func waitForExit(timeout: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+}
+
+@main
+struct Chaos {
+    static let retryAttempts = 3
+
+    static func main() async {
+        let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
+        do {
+            exit(try await run(options) ? 0 : 1)
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    static func run(_ options: Options) async throws -> Bool {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let workerBinary = here.appendingPathComponent("delegation-worker").path
+        let adminBinary = here.appendingPathComponent("delegation-admin").path
+        for binary in [workerBinary, adminBinary] where !FileManager.default.isExecutableFile(atPath: binary) {
+            fail("\(binary) is missing: build the package first (swift build)")
+        }
+        let directory = options.directory ?? (NSTemporaryDirectory() + "delegation-chaos-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let database = directory + "/chaos.db"
+        print("chaos: \(options.delegations) delegations, \(options.workers) workers × concurrency \(options.concurrency), \(options.kills) kills every ~\(options.killInterval) s; files in \(directory)")
+
+        // The loopback platform and one peer whose behaviour per delegation is fixed by its id.
+        let platform = FakePlatform(workspaceID: "chaos-agent", token: "chaos-token")
+        try await platform.start()
+        let sends = Mutex<[String: Int]>([:])
+        let peer = FakePeer(dialect: .v03) { received in
+            let id = received.delegationID ?? ""
+            let count = sends.withLock { sends -> Int in
+                sends[id, default: 0] += 1
+                return sends[id]!
+            }
+            let delay = Duration.milliseconds(Int.random(in: 0...200))
+            switch Fate(id) {
+            case .completes:
+                return .delayed(delay, .completed("done \(id.prefix(8))"))
+            case .busyOnceThenCompletes:
+                return .delayed(delay, count == 1 ? .http(503, #"{"busy":true}"#, headers: [("Retry-After", "0")]) : .completed("done after busy"))
+            case .queuedThenCompleted:
+                Task {
+                    try? await Task.sleep(for: .milliseconds(300))
+                    platform.resolve(delegationID: id, status: "completed", preview: "drained by the platform")
+                }
+                return .delayed(delay, .queued)
+            case .refusedByJSONRPC:
+                return .delayed(delay, .jsonRPCError(-32000, "peer refused the task"))
+            case .serverErrorEveryTime:
+                return .delayed(delay, .http(500, "internal error", headers: []))
+            }
+        }
+        try await peer.start()
+        platform.register("chaos-peer", .url(peer.url))
+
+        let arguments = [
+            "--db", database, "--platform-url", platform.baseURL, "--workspace-id", "chaos-agent", "--token", "chaos-token",
+            "--retry-attempts", String(retryAttempts), "--retry-delay", "0.05", "--poll-interval", "0.2", "--lease", "2",
+            "--concurrency", String(options.concurrency), "--shutdown-grace", "1", "--log-level", "error",
+        ]
+        // The schema exists before the workers race to create it.
+        var logger = Logger(label: "delegation-chaos")
+        logger.logLevel = .warning
+        let store = try DelegationStore(StoreConfiguration(path: database, sourceWorkspaceID: "chaos-agent"), logger: logger)
+        var generation = 0
+        func start(_ slot: Int) throws -> WorkerProcess {
+            generation += 1
+            return try WorkerProcess(
+                binary: workerBinary, arguments: arguments, name: "chaos-w\(slot)-g\(generation)", log: directory + "/worker-\(slot).log")
+        }
+        var workers = try (0..<options.workers).map { try start($0) }
+        let started = Date()
+
+        // Enqueue while the workers run and the killer kills.
+        let enqueue = Task {
+            await withTaskGroup(of: Void.self) { lanes in
+                let laneCount = 16
+                for lane in 0..<laneCount {
+                    lanes.addTask {
+                        for index in stride(from: lane, to: options.delegations, by: laneCount) {
+                            _ = try? await store.delegate(workspaceID: "chaos-peer", task: "chaos task \(index)")
+                        }
+                    }
+                }
+            }
+        }
+        var kills = 0
+        while kills < options.kills {
+            try await Task.sleep(for: .milliseconds(Int(options.killInterval * 1000 * Double.random(in: 0.75...1.25))))
+            let slot = Int.random(in: 0..<workers.count)
+            workers[slot].signal(SIGKILL)
+            _ = await workers[slot].waitForExit(timeout: 10)
+            kills += 1
+            workers[slot] = try start(slot)
+        }
+        await enqueue.value
+        print(String(format: "chaos: %d kills done after %.1f s; waiting for the queue to drain", kills, Date().timeIntervalSince(started)))
+
+        // Drained: nothing live, nothing left to mirror.
+        let deadline = Date().addingTimeInterval(options.timeout)
+        var drained = false
+        while Date() < deadline {
+            let remaining = try await store.read { try Transitions.remainingWork($0) }
+            let total = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations")?[0].int ?? 0 }
+            if remaining.live == 0, remaining.outbox == 0, total >= options.delegations {
+                drained = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        for worker in workers { worker.signal(SIGTERM) }
+        for worker in workers where !(await worker.waitForExit(timeout: 15)) { worker.signal(SIGKILL) }
+
+        // The verdict.
+        var problems: [String] = []
+        if !drained { problems.append("the queue did not drain within \(options.timeout) s") }
+        let rows = try await store.read { database in
+            try database.query("SELECT id, status, message_id FROM delegations").map {
+                ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "")
+            }
+        }
+        if rows.count != options.delegations { problems.append("\(rows.count) rows, expected \(options.delegations) (lost or duplicated)") }
+        let live = rows.filter { !["completed", "failed", "cancelled"].contains($0.1) }.count
+        if live > 0 { problems.append("\(live) delegation(s) not terminal") }
+        let wrong = rows.filter { $0.1 != Fate($0.0).expectedStatus }
+        if !wrong.isEmpty {
+            problems.append("\(wrong.count) delegation(s) ended in the wrong state, e.g. \(wrong.prefix(3).map { "\($0.0): \($0.1)" })")
+        }
+
+        let integrity = try await store.read { try $0.queryFirst("PRAGMA integrity_check")?[0].string ?? "" }
+        if integrity != "ok" { problems.append("integrity_check: \(integrity)") }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: adminBinary)
+        check.arguments = ["check", "--json", "--db", database]
+        let checkOutput = Pipe()
+        check.standardOutput = checkOutput
+        try check.run()
+        let checkText = String(decoding: checkOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        let checkJSON = try? JSONValue.parse(checkText)
+        if check.terminationStatus != 0 || checkJSON?["ok"] != .bool(true) {
+            problems.append("delegation-admin check failed: \(checkText.prefix(600))")
+        }
+
+        // The peer: every messageId at least once; sends beyond each fate's own retries are duplicates.
+        let received = peer.sends
+        let seenMessageIDs = Set(received.compactMap(\.messageID))
+        let unseen = rows.filter { !seenMessageIDs.contains($0.2) }.count
+        if unseen > 0 { problems.append("\(unseen) delegation(s) never reached the peer") }
+        let sendCounts = sends.withLock { $0 }
+        var duplicateSends = 0
+        for row in rows {
+            duplicateSends += max(0, (sendCounts[row.0] ?? 0) - Fate(row.0).expectedSends(retryAttempts: retryAttempts))
+        }
+        // Each kill can repeat at most the requests the killed worker had in flight.
+        let duplicateBound = kills * options.concurrency
+        if duplicateSends > duplicateBound {
+            problems.append("\(duplicateSends) duplicate sends, more than kills × concurrency = \(duplicateBound)")
+        }
+
+        // The outbox: everything delivered; the platform saw each call at least once.
+        let outbox = try await store.read { database in
+            try database.query(
+                """
+                SELECT kind, count(*), count(delivered_at), count(dead_at) FROM platform_outbox GROUP BY kind
+                """
+            ).map { ($0[0].string ?? "", $0[1].int ?? 0, $0[2].int ?? 0, $0[3].int ?? 0) }
+        }
+        var duplicateMirrors = 0
+        for (kind, total, delivered, dead) in outbox {
+            if delivered != total { problems.append("outbox \(kind): \(total - delivered) undelivered (\(dead) dead)") }
+            let accepted: Int
+            switch kind {
+            case "record": accepted = platform.records.count
+            case "update": accepted = platform.updates.count
+            default: accepted = platform.notifications.count
+            }
+            if accepted < total { problems.append("platform accepted \(accepted) \(kind) calls for \(total) outbox rows") }
+            duplicateMirrors += max(0, accepted - total)
+        }
+        if duplicateMirrors > kills * 4 {
+            problems.append("\(duplicateMirrors) duplicate mirror calls, more than 4 per kill")
+        }
+        let recordIDs = platform.records.compactMap { $0["delegation_id"]?.stringValue }
+        if Set(recordIDs) != Set(rows.map(\.0)) { problems.append("platform records do not cover exactly the delegations") }
+
+        let counts = Dictionary(grouping: rows, by: \.1).mapValues(\.count)
+        let events = try await store.read { try $0.queryFirst("SELECT count(*), count(*) FILTER (WHERE kind = 'lease') FROM delegation_events") }
+        let summary: JSONValue = [
+            "delegations": .int(rows.count), "expected": .int(options.delegations), "kills": .int(kills),
+            "workers": .int(options.workers), "concurrency": .int(options.concurrency),
+            "seconds": .double((elapsed * 10).rounded() / 10),
+            "completed": .int(counts["completed"] ?? 0), "failed": .int(counts["failed"] ?? 0),
+            "not_terminal": .int(live), "wrong_outcome": .int(wrong.count),
+            "integrity_check": .string(integrity), "admin_check_ok": .bool(checkJSON?["ok"] == .bool(true)),
+            "peer_sends": .int(received.count), "message_ids_seen": .int(seenMessageIDs.count),
+            "duplicate_sends": .int(duplicateSends), "duplicate_bound": .int(duplicateBound),
+            "duplicate_mirror_calls": .int(duplicateMirrors),
+            "events": .int(events?[0].int ?? 0), "lease_takeovers": .int(events?[1].int ?? 0),
+            "problems": .array(problems.map(JSONValue.string)),
+        ]
+        print(String(format: "chaos: %d delegations in %.1f s (%.0f/s) with %d kills", rows.count, elapsed, Double(rows.count) / elapsed, kills))
+        print("chaos: \(counts["completed"] ?? 0) completed, \(counts["failed"] ?? 0) failed, \(live) not terminal, \(wrong.count) in the wrong state")
+        print("chaos: peer saw \(seenMessageIDs.count) messageIds in \(received.count) sends; \(duplicateSends) duplicate sends (bound \(duplicateBound)); \(duplicateMirrors) duplicate mirror calls; \(events?[1].int ?? 0) lease take-overs")
+        print("chaos: integrity_check \(integrity); delegation-admin check \(checkJSON?["ok"] == .bool(true) ? "ok" : "FAILED")")
+        print(problems.isEmpty ? "chaos: PASS" : "chaos: FAIL\n  " + problems.joined(separator: "\n  "))
+        print("CHAOS_SUMMARY " + summary.serialized)
+        await store.close()
+        await peer.stop()
+        await platform.stop()
+        if problems.isEmpty, options.directory == nil { try? FileManager.default.removeItem(atPath: directory) }
+        return problems.isEmpty
+    }
+}
