@@ -1,4 +1,5 @@
 import CSQLite
+import DelegationFakes
 import DelegationStore
 import Foundation
 import TestSupport
@@ -122,5 +123,34 @@ import Testing
         let exported = try await run(["export", "--search", nasty, "--workspace", nasty])
         #expect(exported.1?["count"] == .int(1))
         #expect(RawConnection(path).value("SELECT count(*) FROM sqlite_master WHERE name = 'delegations'") == "1")
+    }
+
+    @Test func theTokenIsNeverLoggedEvenAtTrace() async throws {
+        let secret = "s3cret-token-\(UUID().uuidString)"
+        let platform = FakePlatform(workspaceID: "ws-self", token: secret)
+        try await platform.start()
+        let peer = FakePeer { _ in .completed("ok") }
+        try await peer.start()
+        platform.register("ws-peer", .url(peer.url))
+        platform.fail([.record], with: 500)  // some failures, so error paths log too
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws-peer", task: "t")["task_id"]?.stringValue)
+        await store.close()
+        Task {
+            try? await Task.sleep(for: .seconds(1))
+            platform.fail([.record], with: nil)
+        }
+        let child = try Child(worker, [
+            "--db", directory.file("delegations.db"), "--platform-url", platform.baseURL, "--workspace-id", "ws-self",
+            "--token", secret, "--log-level", "trace", "--exit-when-idle", "--retry-delay", "0.05",
+        ])
+        let result = await child.finish(within: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret), "the token never appears in logs")
+        #expect(result.stderr.contains("trace") || result.stderr.contains("debug") || !result.stderr.isEmpty, "trace logging was on")
+        #expect(RawConnection(directory.file("delegations.db")).value("SELECT status FROM delegations WHERE id = ?", id) == "completed")
+        await peer.stop()
+        await platform.stop()
     }
 }
