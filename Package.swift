@@ -87,6 +87,17 @@ let package = Package(
             dependencies: ["DelegationStore", "CSQLite"],
             path: "Tests/StoreProbe"
         ),
+        // Benchmarks with baselines measured in the same run (README "Benchmarks").
+        .executableTarget(
+            name: "delegation-bench",
+            dependencies: [
+                "DelegationStore", "DelegationWorker", "DelegationFakes", "CSQLite",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/delegation-bench"
+        ),
         // Several real workers on one database, SIGKILLed at random while delegations flow (scripts/chaos.sh).
         .executableTarget(
             name: "delegation-chaos",

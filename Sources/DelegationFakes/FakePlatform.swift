@@ -123,7 +123,13 @@ public final class FakePlatform: Sendable {
         var call = Call(
             method: request.method, path: request.path, authorization: request.header("Authorization"),
             workspaceHeader: request.header("X-Workspace-ID"), body: body)
-        let response = answer(request, body: body, snapshot: state.withLock { $0 })
+        // A snapshot without the call log: holding the log while others append would copy it every time.
+        let snapshot = state.withLock { state -> State in
+            var copy = state
+            copy.calls = []
+            return copy
+        }
+        let response = answer(request, body: body, snapshot: snapshot)
         call.status = response.status
         state.withLock { $0.calls.append(call) }
         return response

@@ -18,7 +18,7 @@ public enum Transitions {
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
     /// `strftime`'s modifier for "now plus `duration`", bound as a parameter.
-    static func offset(_ duration: Duration) -> String {
+    public static func offset(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return "+\(Double(milliseconds) / 1000) seconds"
@@ -48,7 +48,7 @@ public enum Transitions {
     }
 
     /// ?1 worker, ?2 lease as a strftime modifier, ?3 how many, ?4 the source workspace for rows without one.
-    static let claimSQL = """
+    public static let claimSQL = """
         UPDATE delegations
         SET status = 'in_progress',
             lease_owner = ?1,

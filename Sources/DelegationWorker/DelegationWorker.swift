@@ -3,6 +3,7 @@ import DelegationStore
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The worker process's whole job, as one `Service`: every loop it runs is in this file.
 ///
@@ -25,6 +26,9 @@ public final class DelegationWorker: Service, Sendable {
     private let peers: PeerDirectory
     private let inFlight = InFlightRegistry()
     private let slotFreed = WakeUp()
+    /// Mirror calls being posted, and a wake-up each time one finishes (the next one of its delegation is due).
+    private let outboxInFlight = Mutex(0)
+    private let outboxProgress = WakeUp()
     /// Fired when shutdown starts: no more claims.
     private let draining = OneShotSignal()
     /// Fired when in-flight work is over: the background loops stop.
@@ -50,6 +54,12 @@ public final class DelegationWorker: Service, Sendable {
     }
 
     /// Starts a graceful shutdown from code (what SIGTERM does).
+    /// The HTTP client a worker uses, configured the same way (for benchmarks that need the same
+    /// client without a store: the network ceiling).
+    public static func makeHTTPClient(concurrency: Int) -> HTTPClient {
+        HTTPTransport.makeClient(concurrency: concurrency)
+    }
+
     public func shutdown() {
         draining.fire()
     }
@@ -173,22 +183,41 @@ public final class DelegationWorker: Service, Sendable {
 
     // MARK: Outbox
 
+    /// Keeps up to `outboxWindow` mirror calls in flight, claiming more as they finish, so a slow call
+    /// never holds back the others (a batch-at-a-time loop capped the worker's throughput).
     private func deliverOutbox() async {
-        var failures = 0
-        while !stopped.hasFired {
-            do {
-                let delivered = try await deliverOutboxBatch()
-                failures = 0
-                if delivered > 0 { continue }
-            } catch {
-                failures += 1
-                logger.error("reading the outbox failed: \(error)")
+        let window = 128
+        await withDiscardingTaskGroup { group in
+            var failures = 0
+            while !stopped.hasFired {
+                let room = window - outboxInFlight.withLock { $0 }
+                if room >= window / 4 {
+                    do {
+                        let worker = configuration.workerID
+                        let items = try await store.write("claiming outbox items") { database in
+                            try Outbox.claim(database, worker: worker, limit: room, lease: .seconds(60))
+                        }
+                        failures = 0
+                        outboxInFlight.withLock { $0 += items.count }
+                        for item in items {
+                            group.addTask {
+                                await self.deliver(item)
+                                self.outboxInFlight.withLock { $0 -= 1 }
+                                self.outboxProgress.notify()
+                            }
+                        }
+                        if items.count == room { continue }  // there may be more due
+                    } catch {
+                        failures += 1
+                        logger.error("reading the outbox failed: \(error)")
+                    }
+                }
+                await wait(for: outboxProgress, atMost: .milliseconds(failures == 0 ? 200 : 1000), unless: stopped)
             }
-            _ = await sleep(for: .milliseconds(failures == 0 ? 200 : 1000), unless: stopped)
         }
     }
 
-    /// Claims due mirror calls and posts them; returns how many were tried.
+    /// One batch, delivered whole: the last flush at shutdown. Returns how many were tried.
     private func deliverOutboxBatch() async throws -> Int {
         let worker = configuration.workerID
         let items = try await store.write("claiming outbox items") { database in

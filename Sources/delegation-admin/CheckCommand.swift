@@ -145,13 +145,9 @@ struct CheckCommand: AsyncParsableCommand {
             name: "finished_at", ok: unfinished == 0 && refinished == 0,
             detail: "\(unfinished) finished row(s) without finished_at, \(refinished) live row(s) with one"))
 
-        let outbox = try database.queryFirst(
-            """
-            SELECT count(*) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL AND created_at < ?),
-                   count(*) FILTER (WHERE dead_at IS NOT NULL)
-            FROM platform_outbox
-            """, stuckBefore)
-        let (stuck, dead) = (outbox?[0].int ?? 0, outbox?[1].int ?? 0)
+        let stuck = try database.queryFirst(
+            "SELECT count(*) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL AND created_at < ?", stuckBefore)?[0].int ?? 0
+        let dead = try database.queryFirst("SELECT count(*) FROM platform_outbox WHERE dead_at IS NOT NULL")?[0].int ?? 0
         findings.append(Finding(
             name: "outbox", ok: stuck == 0,
             detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))

@@ -57,7 +57,8 @@ struct ListFilter: ParsableArguments {
     }
 
     var orderClause: String {
-        order == .newest ? "ORDER BY created_at DESC, id DESC" : "ORDER BY created_at, id"
+        // rowid breaks ties: it rides along in every index on created_at, so no sort is needed.
+        order == .newest ? "ORDER BY created_at DESC, rowid DESC" : "ORDER BY created_at, rowid"
     }
 
     static func escapeLike(_ text: String) -> String {

@@ -46,7 +46,7 @@ public final class Database {
         self.handle = connection
         sqlite3_extended_result_codes(connection, 1)
         let (seconds, attoseconds) = busyTimeout.components
-        sqlite3_busy_timeout(connection, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        csqlite_set_busy_timeout(connection, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000))
     }
 
     deinit {

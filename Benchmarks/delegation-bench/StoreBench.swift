@@ -1,0 +1,214 @@
+import CSQLite
+import DelegationStore
+import Foundation
+import Synchronization
+
+/// Rows 1 and 2: the store's operations against the same SQL through the bare C API.
+enum StoreBench {
+    /// The SQL the store runs for each operation (the schema's triggers do the rest either way).
+    static let enqueueSQL = """
+        INSERT INTO delegations (workspace_id, task, source_workspace_id, max_attempts) VALUES (?, ?, ?, ?) RETURNING id
+        """
+    static let completeSQL = """
+        UPDATE delegations SET status = 'completed', result = ?3, error = NULL,
+            updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+        WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_progress'
+        """
+
+    /// A migrated, empty database file.
+    static func freshDatabase(_ options: BenchOptions, _ name: String) async throws -> String {
+        let path = options.directory + "/\(name).db"
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        let store = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger("bench"))
+        await store.close()
+        return path
+    }
+
+    struct Phases {
+        var enqueue: Double
+        var claim: Double
+        var complete: Double
+        var total: Double { enqueue + claim + complete }
+    }
+
+    /// The same three operations, each in its own BEGIN IMMEDIATE … COMMIT, prepared once, nothing else.
+    static func baseline(path: String, jobs: Int, synchronous: String) throws -> Phases {
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK, let db = handle else {
+            throw BenchError("cannot open \(path)")
+        }
+        defer { sqlite3_close_v2(db) }
+        func exec(_ sql: String) throws {
+            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw BenchError(String(cString: sqlite3_errmsg(db))) }
+        }
+        // The store's own connection settings, so both sides run the same SQL the same way.
+        try exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = \(synchronous); PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY")
+        func prepare(_ sql: String) throws -> OpaquePointer {
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
+                throw BenchError(String(cString: sqlite3_errmsg(db)))
+            }
+            return statement
+        }
+        let begin = try prepare("BEGIN IMMEDIATE"), commit = try prepare("COMMIT")
+        let insert = try prepare(enqueueSQL), claim = try prepare(Transitions.claimSQL), complete = try prepare(completeSQL)
+        defer { for statement in [begin, commit, insert, claim, complete] { sqlite3_finalize(statement) } }
+        func run(_ statement: OpaquePointer) throws {
+            while true {
+                let code = sqlite3_step(statement)
+                if code == SQLITE_DONE { break }
+                if code != SQLITE_ROW { throw BenchError(String(cString: sqlite3_errmsg(db))) }
+            }
+            sqlite3_reset(statement)
+        }
+        func text(_ statement: OpaquePointer, _ index: Int32, _ value: String) {
+            sqlite3_bind_text(statement, index, value, -1, csqlite_transient())
+        }
+
+        var start = ContinuousClock.now
+        for index in 0..<jobs {
+            try run(begin)
+            text(insert, 1, "ws-bench")
+            text(insert, 2, "benchmark task \(index)")
+            text(insert, 3, "ws-self")
+            sqlite3_bind_null(insert, 4)
+            try run(insert)
+            try run(commit)
+        }
+        let enqueue = seconds(since: start)
+
+        var ids: [String] = []
+        ids.reserveCapacity(jobs)
+        let lease = Transitions.offset(.seconds(30))
+        start = ContinuousClock.now
+        for _ in 0..<jobs {
+            try run(begin)
+            text(claim, 1, "bench-worker")
+            text(claim, 2, lease)
+            sqlite3_bind_int64(claim, 3, 1)
+            text(claim, 4, "ws-self")
+            while sqlite3_step(claim) == SQLITE_ROW {
+                ids.append(String(cString: sqlite3_column_text(claim, 0)))
+            }
+            sqlite3_reset(claim)
+            try run(commit)
+        }
+        let claimTime = seconds(since: start)
+
+        start = ContinuousClock.now
+        for id in ids {
+            try run(begin)
+            text(complete, 1, id)
+            text(complete, 2, "bench-worker")
+            text(complete, 3, "done")
+            try run(complete)
+            try run(commit)
+        }
+        let completeTime = seconds(since: start)
+        guard ids.count == jobs else { throw BenchError("baseline claimed \(ids.count) of \(jobs)") }
+        return Phases(enqueue: enqueue, claim: claimTime, complete: completeTime)
+    }
+
+    /// The same three operations through the store's public API, one awaited call at a time.
+    static func store(path: String, jobs: Int, durability: StoreConfiguration.Durability) async throws -> Phases {
+        let store = try DelegationStore(
+            StoreConfiguration(path: path, durability: durability, sourceWorkspaceID: "ws-self"), logger: quietLogger("bench"))
+        var start = ContinuousClock.now
+        for index in 0..<jobs { _ = try await store.delegate(workspaceID: "ws-bench", task: "benchmark task \(index)") }
+        let enqueue = seconds(since: start)
+        var claimed: [String] = []
+        start = ContinuousClock.now
+        for _ in 0..<jobs { claimed += try await store.claim(worker: "bench-worker", limit: 1, lease: .seconds(30)).map(\.id) }
+        let claim = seconds(since: start)
+        start = ContinuousClock.now
+        for id in claimed { try await store.complete(id: id, worker: "bench-worker", result: "done") }
+        let complete = seconds(since: start)
+        await store.close()
+        guard claimed.count == jobs else { throw BenchError("store claimed \(claimed.count) of \(jobs)") }
+        return Phases(enqueue: enqueue, claim: claim, complete: complete)
+    }
+
+    /// Row 1. Returns the store's per-operation rate at FULL, row 2's baseline.
+    static func perOperation(_ options: BenchOptions, _ results: Results) async throws -> Double {
+        print("\n1. store per-operation: \(options.jobs) jobs × enqueue, claim, complete, one transaction each, WAL")
+        var fullRate = 0.0
+        for durability in [StoreConfiguration.Durability.full, .normal] {
+            let basePath = try await freshDatabase(options, "base-\(durability.rawValue)")
+            let base = try baseline(path: basePath, jobs: options.jobs, synchronous: durability.rawValue)
+            let storePath = try await freshDatabase(options, "store-\(durability.rawValue)")
+            let ours = try await store(path: storePath, jobs: options.jobs, durability: durability)
+            for (name, baseTime, ourTime) in [
+                ("enqueue", base.enqueue, ours.enqueue), ("claim", base.claim, ours.claim), ("complete", base.complete, ours.complete),
+                ("all three", base.total, ours.total),
+            ] {
+                let count = name == "all three" ? options.jobs * 3 : options.jobs
+                let ratio = baseTime / ourTime
+                results.add(Result(
+                    row: "1. \(name), synchronous=\(durability.rawValue)", figure: rate(count, ourTime) + " (store)",
+                    baseline: rate(count, baseTime) + " (C API)", ratio: ratio, target: "≥ 0.8×", met: ratio >= 0.8))
+            }
+            if durability == .full { fullRate = Double(options.jobs * 3) / ours.total }
+        }
+        return fullRate
+    }
+
+    /// Row 2: 64 tasks claiming and completing through one store at FULL; commits are shared.
+    static func groupCommit(_ options: BenchOptions, _ results: Results, perOperationFull: Double?) async throws {
+        print("\n2. group commit: 64 concurrent tasks claiming and completing \(options.groupJobs) delegations, synchronous=FULL")
+        let path = try await freshDatabase(options, "group")
+        let store = try DelegationStore(StoreConfiguration(path: path, sourceWorkspaceID: "ws-self"), logger: quietLogger("bench"))
+        let jobs = options.groupJobs
+        try await store.write("seeding") { database in
+            for index in 0..<jobs {
+                _ = try Transitions.enqueue(database, workspaceID: "ws-bench", task: "benchmark task \(index)", sourceWorkspaceID: nil, maxAttempts: nil)
+            }
+        }
+        // Row 1's figure, or (when row 1 was skipped) a short per-operation run now.
+        let baselineRate: Double
+        if let perOperationFull {
+            baselineRate = perOperationFull
+        } else {
+            let probe = try await freshDatabase(options, "group-baseline")
+            let phases = try await self.store(path: probe, jobs: 2000, durability: .full)
+            baselineRate = Double(2000 * 3) / phases.total
+        }
+        let latencies = Locked<[Double]>([])
+        let before = (transactions: store.writerStatistics.transactions, operations: store.writerStatistics.operations)
+        let start = ContinuousClock.now
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<64 {
+                group.addTask {
+                    var mine: [Double] = []
+                    while let claimed = try? await store.claim(worker: "w\(lane)", limit: 1, lease: .seconds(60)).first {
+                        let begun = ContinuousClock.now
+                        try? await store.complete(id: claimed.id, worker: "w\(lane)", result: "done")
+                        mine.append(seconds(since: begun))
+                    }
+                    let collected = mine
+                    latencies.withLock { $0 += collected }
+                }
+            }
+        }
+        let elapsed = seconds(since: start)
+        let after = (transactions: store.writerStatistics.transactions, operations: store.writerStatistics.operations)
+        await store.close()
+        let sorted = latencies.withLock { $0 }.sorted()
+        guard sorted.count == jobs else { throw BenchError("group commit completed \(sorted.count) of \(jobs)") }
+        let operations = Double(jobs * 2)
+        let ourRate = operations / elapsed
+        let perCommit = Double(after.operations - before.operations) / Double(max(1, after.transactions - before.transactions))
+        results.add(Result(
+            row: "2. claim + complete, 64 tasks, FULL", figure: String(format: "%.0f ops/s, %.1f ops per commit", ourRate, perCommit),
+            baseline: String(format: "%.0f ops/s (row 1, FULL)", baselineRate), ratio: ourRate / baselineRate,
+            target: "≥ 5×", met: ourRate / baselineRate >= 5))
+        let p50 = percentile(sorted, 0.5) * 1000, p99 = percentile(sorted, 0.99) * 1000
+        results.add(Result(
+            row: "2. latency of one completion under that load", figure: String(format: "p50 %.1f ms, p99 %.1f ms", p50, p99),
+            baseline: "-", ratio: nil, target: "p99 < 20 ms", met: p99 < 20))
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
