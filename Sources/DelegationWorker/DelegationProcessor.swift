@@ -68,6 +68,7 @@ struct DelegationProcessor: Sendable {
 
         var version = peers.version(for: url) ?? .v03
         var outcome = try await send(delegation, to: url, version: version)
+        if isTransient(outcome) { platform.forget(delegation.workspaceID) }  // ask discovery afresh next time
         if case .wrongGeneration(let reason) = outcome {
             steps.append(.init("a2a.generation", "A2A \(version.rawValue) refused (\(reason)); asking in \(version.other.rawValue)"))
             version = version.other

@@ -240,12 +240,13 @@ import Testing
     @Test func aLongRequestKeepsItsLeaseAgainstAnotherWorker() async throws {
         let scenario = try await Scenario()
         // The request outlives the lease several times over; renewals keep it.
-        // (A 3 s lease renewed every second: generous enough that a loaded CI disk's slow fsync is not a steal.)
-        let peer = try await scenario.peer("ws-slow") { _ in .delayed(.milliseconds(7000), .completed("slow but sure")) }
+        // (A 5 s lease renewed every 1.7 s: the suite runs four chaos workers beside this test, and on two
+        // loaded cores a renewal can wait seconds for a thread and an fsync.)
+        let peer = try await scenario.peer("ws-slow") { _ in .delayed(.milliseconds(12_000), .completed("slow but sure")) }
         let id = try await scenario.delegate("ws-slow")
-        async let first: Void = scenario.runUntilIdle { $0.lease = .seconds(3); $0.workerID = "first" }
+        async let first: Void = scenario.runUntilIdle { $0.lease = .seconds(5); $0.workerID = "first" }
         #expect(await eventually { peer.sends.count == 1 })
-        try await scenario.run(for: .seconds(5)) { $0.lease = .seconds(3); $0.workerID = "second" }
+        try await scenario.run(for: .seconds(8)) { $0.lease = .seconds(5); $0.workerID = "second" }
         try await first
         #expect(peer.sends.count == 1, "the lease was renewed, so nobody else sent it again")
         let row = try await scenario.row(id)
