@@ -244,9 +244,9 @@ import Testing
         // loaded cores a renewal can wait seconds for a thread and an fsync.)
         let peer = try await scenario.peer("ws-slow") { _ in .delayed(.milliseconds(12_000), .completed("slow but sure")) }
         let id = try await scenario.delegate("ws-slow")
-        async let first: Void = scenario.runUntilIdle { $0.lease = .seconds(5); $0.workerID = "first" }
+        async let first: Void = scenario.runUntilIdle { $0.lease = .seconds(5); $0.requestTimeout = .seconds(60); $0.workerID = "first" }
         #expect(await eventually { peer.sends.count == 1 })
-        try await scenario.run(for: .seconds(8)) { $0.lease = .seconds(5); $0.workerID = "second" }
+        try await scenario.run(for: .seconds(8)) { $0.lease = .seconds(5); $0.requestTimeout = .seconds(60); $0.workerID = "second" }
         try await first
         #expect(peer.sends.count == 1, "the lease was renewed, so nobody else sent it again")
         let row = try await scenario.row(id)
