@@ -10,19 +10,15 @@ enum Operator {
     }
 }
 
-/// Runs `change` for every id in one transaction: either all of them change, or none does and the
-/// first refusal (unknown id, or the database's own words for an illegal transition) is the error.
-func changeAll(
-    _ store: DelegationStore, ids: [String], operation: String,
-    _ change: @escaping @Sendable (Database, String) throws -> Void
-) async throws {
-    try await store.write(operation) { database in
-        for id in ids {
-            do {
-                try change(database, id)
-            } catch let error as SQLiteError where error.isTriggerAbort {
-                throw DelegationStoreError.illegalTransition(id: id, message: error.message)
-            }
+/// Applies `change` to every id inside the caller's transaction: either all of them change, or none
+/// does and the first refusal (unknown id, or the database's own words for an illegal transition) is
+/// the error.
+func changeEach(_ ids: [String], on database: Database, _ change: (Database, String) throws -> Void) throws {
+    for id in ids {
+        do {
+            try change(database, id)
+        } catch let error as SQLiteError where error.isTriggerAbort {
+            throw DelegationStoreError.illegalTransition(id: id, message: error.message)
         }
     }
 }
@@ -62,13 +58,7 @@ struct RetryCommand: AsyncParsableCommand {
                         "SELECT id FROM delegations WHERE status = 'failed' AND finished_at >= ? ORDER BY finished_at, id", since
                     ).compactMap { $0[0].string }
                     : ids
-                for id in targets {
-                    do {
-                        try Transitions.retry(database, id: id, by: who)
-                    } catch let error as SQLiteError where error.isTriggerAbort {
-                        throw DelegationStoreError.illegalTransition(id: id, message: error.message)
-                    }
-                }
+                try changeEach(targets, on: database) { try Transitions.retry($0, id: $1, by: who) }
                 return targets
             }
             return Report(
@@ -103,8 +93,8 @@ struct CancelCommand: AsyncParsableCommand {
         let ids = self.ids
         let reason = "cancelled by \(Operator.name)" + (reason.map { ": \($0)" } ?? "")
         try await Admin.run(options) { store in
-            try await changeAll(store, ids: ids, operation: "cancelling delegations") { database, id in
-                try Transitions.cancel(database, id: id, reason: reason)
+            try await store.write("cancelling delegations") { database in
+                try changeEach(ids, on: database) { try Transitions.cancel($0, id: $1, reason: reason) }
             }
             return Report(
                 json: ["cancelled": .array(ids.map(JSONValue.string)), "count": .int(ids.count)],
