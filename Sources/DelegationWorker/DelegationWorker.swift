@@ -53,13 +53,13 @@ public final class DelegationWorker: Service, Sendable {
             inFlight: inFlight, logger: logger)
     }
 
-    /// Starts a graceful shutdown from code (what SIGTERM does).
     /// The HTTP client a worker uses, configured the same way (for benchmarks that need the same
     /// client without a store: the network ceiling).
     public static func makeHTTPClient(concurrency: Int) -> HTTPClient {
         HTTPTransport.makeClient(concurrency: concurrency)
     }
 
+    /// Starts a graceful shutdown from code (what SIGTERM does).
     public func shutdown() {
         draining.fire()
     }
@@ -167,10 +167,12 @@ public final class DelegationWorker: Service, Sendable {
         while !(await sleep(for: interval, unless: stopped)) {
             guard inFlight.count > 0 else { continue }
             do {
-                // Only the rows this process is working on: a row it lost track of must expire and be taken over.
+                // Only the rows this process is working on: a row it lost track of must expire and be taken
+                // over. One snapshot for both steps: a row claimed meanwhile was not asked about, so it is not lost.
+                let working = inFlight.ids
                 let held = try await store.renewLeases(
-                    worker: configuration.workerID, lease: configuration.lease, ids: inFlight.ids)
-                for id in inFlight.ids where !held.contains(id) {
+                    worker: configuration.workerID, lease: configuration.lease, ids: working)
+                for id in working where !held.contains(id) {
                     if inFlight.revoke(id) {
                         logger.warning("lease lost (cancelled, or taken over): stopping its work", metadata: ["delegation_id": "\(id)"])
                     }
@@ -183,10 +185,13 @@ public final class DelegationWorker: Service, Sendable {
 
     // MARK: Outbox
 
+    /// Mirror calls a worker keeps in flight at once.
+    static let outboxWindow = 128
+
     /// Keeps up to `outboxWindow` mirror calls in flight, claiming more as they finish, so a slow call
     /// never holds back the others (a batch-at-a-time loop capped the worker's throughput).
     private func deliverOutbox() async {
-        let window = 128
+        let window = Self.outboxWindow
         await withDiscardingTaskGroup { group in
             var failures = 0
             while !stopped.hasFired {
