@@ -18,12 +18,28 @@ public struct Delegation: Sendable, Equatable {
     public var createdAt: String
     public var updatedAt: String
     public var finishedAt: String?
+    /// Consecutive take-overs of an expired lease with no outcome in between (a poison row grows it).
+    public var takeovers: Int
+    /// When the peer (a task id to follow) or the platform's queue accepted the task.
+    public var acceptedAt: String?
+    /// Where the peer's task is followed, and the state it last reported.
+    public var peerURL: String?
+    public var remoteState: String?
+    /// Polls of the peer's task that changed nothing, and the last one's time.
+    public var polls: Int
+    public var lastPolledAt: String?
+    /// Polls in a row that could not reach the peer.
+    public var pollFailures: Int
+
+    /// Parked between two polls of its peer's task: in progress, but held by no worker.
+    public var isFollowedBetweenPolls: Bool { status == .inProgress && leaseOwner == nil && remoteTaskID != nil }
 
     /// The column list every query that builds a `Delegation` selects, in this order.
     public static let columns = """
         id, workspace_id, source_workspace_id, task, status, result, error, attempts, max_attempts, \
         next_run_at, lease_owner, lease_expires_at, message_id, traceparent, remote_task_id, \
-        created_at, updated_at, finished_at
+        created_at, updated_at, finished_at, takeovers, accepted_at, peer_url, remote_state, polls, \
+        last_polled_at, poll_failures
         """
 
     /// Reads a row selected with `Delegation.columns`.
@@ -46,6 +62,13 @@ public struct Delegation: Sendable, Equatable {
         createdAt = row[15].string ?? ""
         updatedAt = row[16].string ?? ""
         finishedAt = row[17].string
+        takeovers = row[18].int ?? 0
+        acceptedAt = row[19].string
+        peerURL = row[20].string
+        remoteState = row[21].string
+        polls = row[22].int ?? 0
+        lastPolledAt = row[23].string
+        pollFailures = row[24].int ?? 0
     }
 
     /// Every column, for `show`, exports and archives.
@@ -59,7 +82,9 @@ public struct Delegation: Sendable, Equatable {
             ("lease_expires_at", leaseExpiresAt.json), ("message_id", .string(messageID)),
             ("traceparent", .string(traceparent)), ("remote_task_id", remoteTaskID.json),
             ("created_at", .string(createdAt)), ("updated_at", .string(updatedAt)),
-            ("finished_at", finishedAt.json),
+            ("finished_at", finishedAt.json), ("takeovers", .int(takeovers)), ("accepted_at", acceptedAt.json),
+            ("peer_url", peerURL.json), ("remote_state", remoteState.json), ("polls", .int(polls)),
+            ("last_polled_at", lastPolledAt.json), ("poll_failures", .int(pollFailures)),
         ])
     }
 }

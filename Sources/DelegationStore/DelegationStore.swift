@@ -148,15 +148,19 @@ public final class DelegationStore: Sendable {
         }
     }
 
-    public func complete(id: String, worker: String, result: String, steps: [Transitions.Step] = []) async throws {
+    public func complete(
+        id: String, worker: String, result: String, remoteState: String? = nil, steps: [Transitions.Step] = []
+    ) async throws {
         try await write("completing delegation \(id)", id: id) { database in
-            try Transitions.complete(database, id: id, worker: worker, result: result, steps: steps)
+            try Transitions.complete(database, id: id, worker: worker, result: result, remoteState: remoteState, steps: steps)
         }
     }
 
-    public func fail(id: String, worker: String, error: String, steps: [Transitions.Step] = []) async throws {
+    public func fail(
+        id: String, worker: String, error: String, remoteState: String? = nil, steps: [Transitions.Step] = []
+    ) async throws {
         try await write("failing delegation \(id)", id: id) { database in
-            try Transitions.fail(database, id: id, worker: worker, error: error, steps: steps)
+            try Transitions.fail(database, id: id, worker: worker, error: error, remoteState: remoteState, steps: steps)
         }
     }
 
@@ -174,11 +178,34 @@ public final class DelegationStore: Sendable {
         }
     }
 
-    public func followRemoteTask(
-        id: String, worker: String, remoteTaskID: String, steps: [Transitions.Step] = []
+    /// The peer runs the task: the row lets go of its lease and is polled from `nextPoll` on.
+    public func handOver(
+        id: String, worker: String, remoteTaskID: String, peerURL: String, state: String, nextPoll: Duration,
+        steps: [Transitions.Step] = []
     ) async throws {
-        try await write("recording the peer task of delegation \(id)", id: id) { database in
-            try Transitions.followRemoteTask(database, id: id, worker: worker, remoteTaskID: remoteTaskID, steps: steps)
+        try await write("handing delegation \(id) over to its peer", id: id) { database in
+            try Transitions.handOver(
+                database, id: id, worker: worker, remoteTaskID: remoteTaskID, peerURL: peerURL, state: state,
+                nextPoll: nextPoll, steps: steps)
+        }
+    }
+
+    /// A followed row after one poll that did not end it: parked until `nextPoll`.
+    public func park(
+        id: String, worker: String, after poll: Transitions.Poll, peerURL: String? = nil, nextPoll: Duration,
+        steps: [Transitions.Step] = []
+    ) async throws {
+        try await write("parking delegation \(id) until its next poll", id: id) { database in
+            try Transitions.park(
+                database, id: id, worker: worker, after: poll, peerURL: peerURL, nextPoll: nextPoll, steps: steps)
+        }
+    }
+
+    /// Fails queued rows accepted before `acceptedBefore` whose outcome never appeared; returns their ids.
+    @discardableResult
+    public func expireQueued(acceptedBefore: String, reason: String) async throws -> [String] {
+        try await write("failing queued delegations past their deadline") { database in
+            try Transitions.expireQueued(database, acceptedBefore: acceptedBefore, reason: reason)
         }
     }
 

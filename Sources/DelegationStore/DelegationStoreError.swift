@@ -1,3 +1,5 @@
+import CSQLite
+
 /// What went wrong in the store, said so that an operator knows what happened and to which delegation.
 public enum DelegationStoreError: Error, Sendable, CustomStringConvertible {
     /// The id names no delegation. The text is the seed tool's, which agents already match on.
@@ -49,6 +51,15 @@ public enum DelegationStoreError: Error, Sendable, CustomStringConvertible {
         case .closed:
             "the delegation store is closed"
         }
+    }
+
+    /// A failure that waiting can cure: the file stayed locked by another connection past the busy timeout,
+    /// the disk is full, an I/O error, SQLite ran out of memory. A write that failed so may be tried again
+    /// unchanged; every other failure (a lost lease, a refused transition, a closed store) is an answer.
+    public var isTransient: Bool {
+        guard case .database(let error, _) = self else { return false }
+        return error.isBusy || error.isFull || error.isIOError || error.resultCode == SQLITE_NOMEM
+            || error.resultCode == SQLITE_PROTOCOL
     }
 
     static func explain(_ error: SQLiteError) -> String {

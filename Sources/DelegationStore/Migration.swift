@@ -1,3 +1,5 @@
+import CSQLite
+
 /// One numbered file from `migrations/`, embedded into the binary at build time.
 public struct Migration: Sendable, Hashable {
     public let version: Int
@@ -45,6 +47,12 @@ public enum Migrator {
     public static func migrate(_ database: Database, migrations: [Migration] = Migration.all) throws -> [Int] {
         // Fast path without the write lock: every process and CLI call opens the database.
         if try isCurrent(database, migrations: migrations) { return [] }
+        // A migration may rebuild a parent table (0004 does): with foreign keys on, dropping it would
+        // cascade-delete every event. They are off while migrations run and verified before COMMIT.
+        // (The pragma is a no-op inside a transaction, so it is set around it.)
+        let foreignKeys = try database.queryFirst("PRAGMA foreign_keys")?[0].int == 1
+        if foreignKeys { try database.execute(script: "PRAGMA foreign_keys = OFF") }
+        defer { if foreignKeys { try? database.execute(script: "PRAGMA foreign_keys = ON") } }
         return try database.transaction(.immediate) {
             try database.execute(script: createTable)
             let applied = try appliedMigrations(database)
@@ -61,6 +69,14 @@ public enum Migrator {
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)",
                     migration.version, migration.name, migration.checksum)
                 newlyApplied.append(migration.version)
+            }
+            let orphans = try database.query("PRAGMA foreign_key_check")
+            if let orphan = orphans.first {
+                throw DelegationStoreError.migrationFailed(
+                    version: newlyApplied.last ?? 0, name: "foreign key check",
+                    SQLiteError(
+                        extendedResultCode: SQLiteError.constraintForeignKey,
+                        message: "\(orphans.count) row(s) would point at missing parents, e.g. \(orphan)"))
             }
             if let latest = migrations.last?.version {
                 try database.execute(script: "PRAGMA user_version = \(latest)")  // an Int, not user input

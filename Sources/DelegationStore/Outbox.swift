@@ -24,12 +24,16 @@ public struct OutboxItem: Sendable, Equatable {
 /// Delivery bookkeeping for the outbox. Items are leased like delegations, so two workers never
 /// post the same item at once, and go out in order per delegation.
 public enum Outbox {
-    /// Due items whose delegation has no earlier item still undelivered, oldest first.
+    /// Due items whose delegation has no earlier item still undelivered, oldest first. Calls that wait for
+    /// an earlier one are not due (migration 0004), and leased ones are due only when their lease expires,
+    /// so the scan reads what it returns, however long the backlog behind an outage.
     public static func claim(_ database: Database, worker: String, limit: Int, lease: Duration) throws -> [OutboxItem] {
         try database.query(
             """
             UPDATE platform_outbox
-            SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2), attempts = attempts + 1
+            SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2), attempts = attempts + 1,
+                -- Out of the due range while leased: the next claim does not walk the calls in flight.
+                next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
             WHERE id IN (
                 SELECT o.id FROM platform_outbox o
                 WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= \(Transitions.now)
@@ -69,7 +73,7 @@ public enum Outbox {
             SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3), last_error = ?4,
                 lease_owner = NULL, lease_expires_at = NULL
             WHERE id = ?1 AND lease_owner = ?2 AND delivered_at IS NULL
-            """, item.id, worker, Transitions.offset(delay), error)
+            """, item.id, worker, Transitions.offset(delay), TextLimit.errorText(error))
     }
 
     /// The platform refused it for good (a 4xx): kept with its answer for an operator, not retried.
@@ -78,7 +82,7 @@ public enum Outbox {
             """
             UPDATE platform_outbox SET dead_at = \(Transitions.now), last_error = ?3, lease_owner = NULL, lease_expires_at = NULL
             WHERE id = ?1 AND lease_owner = ?2 AND delivered_at IS NULL
-            """, item.id, worker, error)
+            """, item.id, worker, TextLimit.errorText(error))
         if changed == 1 {
             try Transitions.recordEvent(
                 database, id: item.delegationID, kind: "mirror", worker: worker,
@@ -86,10 +90,27 @@ public enum Outbox {
         }
     }
 
+    /// Extends the leases of the items `worker` is posting (`ids`), so a slow platform call keeps its item
+    /// while a killed worker's items come back after one short lease rather than a long fixed one.
+    public static func renew(_ database: Database, worker: String, ids: [Int], lease: Duration) throws {
+        guard !ids.isEmpty else { return }
+        try database.execute(
+            """
+            UPDATE platform_outbox
+            SET lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
+                next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
+            WHERE id IN (SELECT value FROM json_each(?3)) AND lease_owner = ?1
+              AND delivered_at IS NULL AND dead_at IS NULL
+            """, worker, Transitions.offset(lease), JSONValue.array(ids.map(JSONValue.int)).serialized)
+    }
+
     /// Shutdown: hand back items this worker leased but did not finish.
     public static func release(_ database: Database, worker: String) throws {
         try database.execute(
-            "UPDATE platform_outbox SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?1 AND delivered_at IS NULL AND dead_at IS NULL",
+            """
+            UPDATE platform_outbox SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(Transitions.now)
+            WHERE lease_owner = ?1 AND delivered_at IS NULL AND dead_at IS NULL
+            """,
             worker)
     }
 

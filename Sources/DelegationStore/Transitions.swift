@@ -17,10 +17,13 @@ public enum Transitions {
 
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
-    /// `strftime`'s modifier for "now plus `duration`", bound as a parameter.
+    /// `strftime`'s modifier for "now plus `duration`", bound as a parameter. Saturates at ±100 years,
+    /// so no duration (a peer's Retry-After, a flag) can overflow the arithmetic or the date.
     public static func offset(_ duration: Duration) -> String {
+        let limit: Int64 = 100 * 365 * 86_400
         let (seconds, attoseconds) = duration.components
-        let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let clamped = min(max(seconds, -limit), limit)
+        let milliseconds = clamped * 1000 + (abs(seconds) < limit ? attoseconds / 1_000_000_000_000_000 : 0)
         return "+\(Double(milliseconds) / 1000) seconds"
     }
 
@@ -39,8 +42,10 @@ public enum Transitions {
 
     // MARK: Worker
 
-    /// pending (due) → in_progress, and in_progress with an expired lease → in_progress under a new
-    /// owner. Oldest due first. Following a peer's task does not count as a new attempt.
+    /// Three sources, oldest due first: pending rows that are due; in_progress rows whose lease expired
+    /// (taken over from another worker: `takeovers` grows); followed rows whose next poll is due (claimed
+    /// for one poll: neither an attempt nor a take-over). A worker never takes over its own rows: it
+    /// still works on them (its renewal may just have been delayed by a locked database).
     public static func claim(
         _ database: Database, worker: String, limit: Int, lease: Duration, sourceWorkspaceID: String?
     ) throws -> [Delegation] {
@@ -51,9 +56,10 @@ public enum Transitions {
     public static let claimSQL = """
         UPDATE delegations
         SET status = 'in_progress',
+            attempts = attempts + (remote_task_id IS NULL),
+            takeovers = takeovers + (status = 'in_progress' AND lease_owner IS NOT NULL),
             lease_owner = ?1,
             lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
-            attempts = attempts + (remote_task_id IS NULL),
             source_workspace_id = coalesce(source_workspace_id, ?4),
             updated_at = \(now)
         WHERE id IN (
@@ -65,8 +71,13 @@ public enum Transitions {
                 UNION ALL
                 SELECT id, due FROM (
                     SELECT id, lease_expires_at AS due FROM delegations
-                    WHERE status = 'in_progress' AND lease_expires_at <= \(now)
+                    WHERE status = 'in_progress' AND lease_expires_at <= \(now) AND lease_owner <> ?1
                     ORDER BY lease_expires_at LIMIT ?3)
+                UNION ALL
+                SELECT id, due FROM (
+                    SELECT id, next_run_at AS due FROM delegations
+                    WHERE status = 'in_progress' AND lease_owner IS NULL AND next_run_at <= \(now)
+                    ORDER BY next_run_at LIMIT ?3)
                 ORDER BY due LIMIT ?3))
         RETURNING \(Delegation.columns)
         """
@@ -87,22 +98,27 @@ public enum Transitions {
             ).compactMap { $0[0].string })
     }
 
+    /// in_progress → completed. `remoteState` is the peer task's last state, when the answer came from one.
     public static func complete(
-        _ database: Database, id: String, worker: String, result: String, steps: [Step] = []
+        _ database: Database, id: String, worker: String, result: String, remoteState: String? = nil, steps: [Step] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
-            set: "status = 'completed', result = ?3, error = NULL, updated_at = \(now)", result)
+            set: "status = 'completed', result = ?3, error = NULL, remote_state = coalesce(?4, remote_state), updated_at = \(now)",
+            result, remoteState)
     }
 
+    /// in_progress → failed. A followed task the peer did not end itself (`remoteState` not terminal) is
+    /// asked to cancel (the `peer_cancels_on_end` trigger).
     public static func fail(
-        _ database: Database, id: String, worker: String, error: String, steps: [Step] = []
+        _ database: Database, id: String, worker: String, error: String, remoteState: String? = nil, steps: [Step] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
-            set: "status = 'failed', error = ?3, updated_at = \(now)", error.isEmpty ? "unknown error" : error)
+            set: "status = 'failed', error = ?3, remote_state = coalesce(?4, remote_state), updated_at = \(now)",
+            TextLimit.errorText(error), remoteState)
     }
 
     /// in_progress → pending, due again after `delay`; the attempt stays counted.
@@ -116,7 +132,7 @@ public enum Transitions {
                 status = 'pending', error = ?3, next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4),
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
                 """,
-            error, offset(delay))
+            TextLimit.errorText(error), offset(delay))
     }
 
     /// in_progress → queued: the platform accepted it into its own queue; never resent.
@@ -124,32 +140,83 @@ public enum Transitions {
         _ database: Database, id: String, worker: String, detail: String, steps: [Step] = []
     ) throws {
         try record(steps + [Step("queued", detail)], database, id: id, worker: worker)
-        try updateHeld(database, id: id, worker: worker, set: "status = 'queued', updated_at = \(now)")
+        try updateHeld(database, id: id, worker: worker, set: "status = 'queued', accepted_at = \(now), updated_at = \(now)")
     }
 
-    /// The peer answered with a task still running: remember its id, so that whoever holds the row
-    /// next (after a crash too) follows it with tasks/get instead of sending again.
-    public static func followRemoteTask(
-        _ database: Database, id: String, worker: String, remoteTaskID: String, steps: [Step] = []
+    /// The peer accepted the task and runs it (a submitted/working task): the row stays in progress but
+    /// lets go of its lease, and waits for its first poll at `nextPoll`. Whoever claims it then (after a
+    /// restart too) asks the peer with tasks/get instead of sending again.
+    public static func handOver(
+        _ database: Database, id: String, worker: String, remoteTaskID: String, peerURL: String, state: String,
+        nextPoll: Duration, steps: [Step] = []
     ) throws {
-        try updateHeld(database, id: id, worker: worker, set: "remote_task_id = ?3, updated_at = \(now)", remoteTaskID)
-        try record(steps + [Step("a2a.follow", "following the peer's task \(remoteTaskID)")], database, id: id, worker: worker)
+        try record(steps, database, id: id, worker: worker)
+        try updateHeld(
+            database, id: id, worker: worker,
+            set: """
+                remote_task_id = ?3, peer_url = ?4, remote_state = ?5, accepted_at = coalesce(accepted_at, \(now)),
+                next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?6), lease_owner = NULL, lease_expires_at = NULL,
+                takeovers = 0, polls = 0, poll_failures = 0, error = NULL, updated_at = \(now)
+                """,
+            remoteTaskID, peerURL, state, offset(nextPoll))
     }
 
-    /// Graceful shutdown: every row `worker` holds goes back to pending, due now, its attempt uncounted.
+    /// What one poll of a followed task found, when the task goes on.
+    public enum Poll: Sendable, Equatable {
+        /// The peer answered: its task is in `state` (unchanged or not).
+        case answered(state: String)
+        /// The peer could not be asked (network, 5xx): `error` is kept on the row, failures counted.
+        case unreachable(error: String)
+    }
+
+    /// Parks a followed row again after one poll, until `nextPoll`. A poll that changes nothing adds no
+    /// event: it only counts (`polls`, `last_polled_at`); a changed state is a step in `steps`.
+    /// `peerURL` replaces the stored one when discovery was asked again.
+    public static func park(
+        _ database: Database, id: String, worker: String, after poll: Poll, peerURL: String? = nil,
+        nextPoll: Duration, steps: [Step] = []
+    ) throws {
+        try record(steps, database, id: id, worker: worker)
+        switch poll {
+        case .answered(let state):
+            try updateHeld(
+                database, id: id, worker: worker,
+                set: """
+                    remote_state = ?3, polls = polls + 1, last_polled_at = \(now), poll_failures = 0, error = NULL,
+                    peer_url = coalesce(?4, peer_url), next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?5),
+                    lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)
+                    """,
+                state, peerURL, offset(nextPoll))
+        case .unreachable(let error):
+            try updateHeld(
+                database, id: id, worker: worker,
+                set: """
+                    error = ?3, poll_failures = poll_failures + 1, last_polled_at = \(now),
+                    peer_url = coalesce(?4, peer_url), next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?5),
+                    lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)
+                    """,
+                TextLimit.errorText(error), peerURL, offset(nextPoll))
+        }
+    }
+
+    /// Graceful shutdown: every row `worker` holds is let go, due now. A row being sent goes back to
+    /// pending, its attempt uncounted; a followed row is parked for its next poll.
     public static func releaseLeases(_ database: Database, worker: String) throws -> [String] {
         try database.execute(
             """
             INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
-            SELECT id, 'released', attempts, lease_owner, 'lease released at shutdown; attempt not counted'
+            SELECT id, 'released', attempts, lease_owner,
+                   CASE WHEN remote_task_id IS NULL THEN 'lease released at shutdown; attempt not counted'
+                        ELSE 'lease released at shutdown; the peer''s task is polled by the next worker' END
             FROM delegations WHERE status = 'in_progress' AND lease_owner = ?1
             """, worker)
         return try database.query(
             """
             UPDATE delegations
-            SET status = 'pending', next_run_at = \(now), updated_at = \(now),
+            SET status = CASE WHEN remote_task_id IS NULL THEN 'pending' ELSE 'in_progress' END,
+                next_run_at = \(now), updated_at = \(now),
                 attempts = attempts - (remote_task_id IS NULL AND attempts > 0),
-                lease_owner = NULL, lease_expires_at = NULL
+                lease_owner = NULL, lease_expires_at = NULL, takeovers = 0
             WHERE status = 'in_progress' AND lease_owner = ?1 RETURNING id
             """, worker
         ).compactMap { $0[0].string }
@@ -171,8 +238,19 @@ public enum Transitions {
         case .failed(let error):
             try database.execute(
                 "UPDATE delegations SET status = 'failed', error = ?2, updated_at = \(now) WHERE id = ?1 AND status = 'queued'",
-                id, error.isEmpty ? "failed at the platform" : error) == 1
+                id, error.isEmpty ? "failed at the platform" : TextLimit.errorText(error)) == 1
         }
+    }
+
+    /// queued → failed for rows the platform's queue accepted before `acceptedBefore` whose outcome never
+    /// showed up on its list. Returns their ids.
+    public static func expireQueued(_ database: Database, acceptedBefore: String, reason: String) throws -> [String] {
+        try database.query(
+            """
+            UPDATE delegations SET status = 'failed', error = ?2, updated_at = \(now)
+            WHERE status = 'queued' AND coalesce(accepted_at, updated_at) < ?1 RETURNING id
+            """, acceptedBefore, TextLimit.errorText(reason)
+        ).compactMap { $0[0].string }
     }
 
     // MARK: Operator
@@ -181,7 +259,7 @@ public enum Transitions {
     public static func cancel(_ database: Database, id: String, reason: String) throws {
         let changed = try database.execute(
             "UPDATE delegations SET status = 'cancelled', error = ?2, updated_at = \(now) WHERE id = ?1 AND status <> 'cancelled'",
-            id, reason)
+            id, TextLimit.errorText(reason))
         if changed == 0 {
             guard try database.queryFirst("SELECT 1 FROM delegations WHERE id = ?", id) != nil else {
                 throw DelegationStoreError.notFound(id: id)
@@ -196,7 +274,8 @@ public enum Transitions {
         let changed = try database.execute(
             """
             UPDATE delegations SET status = 'pending', attempts = 0, next_run_at = \(now), remote_task_id = NULL,
-                updated_at = \(now)
+                peer_url = NULL, remote_state = NULL, accepted_at = NULL, polls = 0, last_polled_at = NULL,
+                poll_failures = 0, updated_at = \(now)
             WHERE id = ?1 AND status = 'failed'
             """, id)
         if changed == 0 {
@@ -217,7 +296,7 @@ public enum Transitions {
             """
             INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
             SELECT id, ?2, attempts, ?3, ?4 FROM delegations WHERE id = ?1
-            """, id, kind, worker, detail)
+            """, id, kind, worker, detail.map(TextLimit.errorText))
     }
 
     static func record(_ steps: [Step], _ database: Database, id: String, worker: String) throws {
@@ -226,14 +305,21 @@ public enum Transitions {
 
     // MARK: Idleness
 
-    /// Work that still needs a worker: live delegations and undelivered mirror calls.
-    public static func remainingWork(_ database: Database) throws -> (live: Int, outbox: Int) {
+    /// Work that still needs a worker: live delegations, undelivered mirror calls, unanswered peer cancels.
+    public struct RemainingWork: Sendable, Equatable {
+        public var live: Int
+        public var outbox: Int
+        public var peerCancels: Int
+    }
+
+    public static func remainingWork(_ database: Database) throws -> RemainingWork {
         let row = try database.queryFirst(
             """
             SELECT (SELECT count(*) FROM delegations WHERE status IN ('pending', 'in_progress', 'queued')),
-                   (SELECT count(*) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL)
+                   (SELECT count(*) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL),
+                   (SELECT count(*) FROM peer_cancels WHERE done_at IS NULL)
             """)
-        return (row?[0].int ?? 0, row?[1].int ?? 0)
+        return RemainingWork(live: row?[0].int ?? 0, outbox: row?[1].int ?? 0, peerCancels: row?[2].int ?? 0)
     }
 
     public static func queuedIDs(_ database: Database) throws -> [String] {

@@ -15,9 +15,10 @@ public enum A2AVersion: String, Sendable {
 enum A2AOutcome: Sendable, Equatable {
     /// A terminal answer with text: the delegation is done.
     case completed(String)
-    /// A terminal refusal or failure: retrying would not help.
-    case failed(String)
-    /// The peer accepted a task that is still running: follow it with tasks/get.
+    /// A terminal refusal or failure: retrying would not help. `peerState` is the state of the peer's
+    /// task when the answer was one (a task that failed at the peer needs no cancel).
+    case failed(String, peerState: String? = nil)
+    /// The peer accepted a task that is still running (`submitted`, `working`): follow it with tasks/get.
     case working(taskID: String, state: String)
     /// The platform's proxy queued it: never resend; the platform's list resolves it.
     case queued(String)
@@ -34,6 +35,10 @@ enum A2AProtocol {
         var body: [UInt8]
     }
 
+    /// `message/send` (0.3) or `SendMessage` (1.0), asking the peer not to hold the request until the
+    /// task is done (`blocking: false` / `returnImmediately: true`): a long task is then followed with
+    /// tasks/get instead of holding a connection, and a slow one is not sent again on a timeout.
+    /// A peer that ignores the flag answers when it is done, which works the same.
     static func sendMessage(_ delegation: Delegation, sourceWorkspaceID: String, version: A2AVersion) -> Request {
         let part: JSONValue = version == .v03 ? ["kind": "text", "text": .string(delegation.task)] : ["text": .string(delegation.task)]
         var message: [(String, JSONValue)] = [
@@ -45,6 +50,7 @@ enum A2AProtocol {
         if version == .v03 { message.insert(("kind", "message"), at: 0) }
         let params: JSONValue = [
             "message": .object(message),
+            "configuration": version == .v03 ? ["blocking": false] : ["returnImmediately": true],
             "metadata": [
                 "parent_task_id": .string(delegation.id),
                 "source_workspace_id": .string(delegation.sourceWorkspaceID ?? sourceWorkspaceID),
@@ -58,6 +64,11 @@ enum A2AProtocol {
         request(method: version == .v03 ? "tasks/get" : "GetTask", params: ["id": .string(taskID)], version: version, traceparent: traceparent)
     }
 
+    /// `tasks/cancel` (0.3) or `CancelTask` (1.0).
+    static func cancelTask(_ taskID: String, traceparent: String, version: A2AVersion) -> Request {
+        request(method: version == .v03 ? "tasks/cancel" : "CancelTask", params: ["id": .string(taskID)], version: version, traceparent: traceparent)
+    }
+
     private static func request(method: String, params: JSONValue, version: A2AVersion, traceparent: String) -> Request {
         let body: JSONValue = [
             "jsonrpc": "2.0", "id": .string(UUID().uuidString.lowercased()), "method": .string(method), "params": params,
@@ -69,7 +80,8 @@ enum A2AProtocol {
 
     // MARK: Reading answers
 
-    /// Classifies one HTTP answer to a send or a tasks/get.
+    /// Classifies one HTTP answer to a send or a tasks/get. Never traps, whatever the answer holds:
+    /// every text is capped, every number saturated or ignored.
     static func classify(_ answer: HTTPAnswer) -> A2AOutcome {
         switch answer.status {
         case 200:
@@ -78,17 +90,13 @@ enum A2AProtocol {
             // The platform proxy's queued acceptance; anything else is not one.
             if let body = try? JSONValue.parse(answer.body), body["queued"]?.boolValue == true {
                 var detail = "queued by the platform"
-                if let queue = body["queue_id"]?.stringValue { detail += ", queue_id \(queue)" }
+                if let queue = body["queue_id"]?.stringValue { detail += ", queue_id \(TextLimit.capped(queue, maximumBytes: 200))" }
                 if let depth = body["queue_depth"]?.intValue { detail += ", depth \(depth)" }
                 return .queued(detail)
             }
-            return .retry("HTTP 202 without a queued acceptance: \(answer.excerpt)", retryAfter: answer.retryAfter)
+            return .retry("HTTP 202 without a queued acceptance: \(answer.excerpt)", retryAfter: RetryAfter.of(answer))
         case 408, 425, 429, 500...599:
-            var retryAfter = answer.retryAfter
-            if retryAfter == nil, let body = try? JSONValue.parse(answer.body), let seconds = body["retry_after"]?.intValue {
-                retryAfter = .seconds(seconds)
-            }
-            return .retry("HTTP \(answer.status): \(answer.excerpt)", retryAfter: retryAfter)
+            return .retry("HTTP \(answer.status): \(answer.excerpt)", retryAfter: RetryAfter.of(answer))
         default:
             return .failed("HTTP \(answer.status): \(answer.excerpt)")
         }
@@ -100,7 +108,7 @@ enum A2AProtocol {
         guard document["jsonrpc"]?.stringValue == "2.0" else { return .failed("invalid JSON-RPC response: jsonrpc is not \"2.0\"") }
         if let error = document["error"], error != .null {
             let code = error["code"]?.intValue ?? 0
-            let message = error["message"]?.stringValue ?? "no message"
+            let message = TextLimit.capped(error["message"]?.stringValue ?? "no message", maximumBytes: TextLimit.error)
             if code == -32601 || code == -32009 {
                 return .wrongGeneration("JSON-RPC error \(code): \(message)")
             }
@@ -125,24 +133,24 @@ enum A2AProtocol {
             guard result["parts"]?.arrayValue != nil else { return .failed("invalid A2A response: a message without parts") }
             return .completed(text(of: result))
         case "task":
-            let state = normalizedState(result["status"]?["state"]?.stringValue ?? "unknown")
-            let statusText = result["status"]?["message"].map(text(of:)) ?? ""
+            let state = normalizedState(TextLimit.capped(result["status"]?["state"]?.stringValue ?? "unknown", maximumBytes: 64))
+            let statusText = TextLimit.capped(result["status"]?["message"].map(text(of:)) ?? "", maximumBytes: TextLimit.error)
             switch state {
             case "completed":
                 let answer = text(of: result)
                 return .completed(answer.isEmpty ? statusText : answer)
             case "failed", "rejected", "canceled":
-                return .failed("peer task \(state)" + (statusText.isEmpty ? "" : ": \(statusText)"))
+                return .failed("peer task \(state)" + (statusText.isEmpty ? "" : ": \(statusText)"), peerState: state)
             case "input-required", "auth-required":
                 return .failed("peer task needs \(state == "input-required" ? "input" : "authentication"), which a delegation cannot give"
-                    + (statusText.isEmpty ? "" : ": \(statusText)"))
+                    + (statusText.isEmpty ? "" : ": \(statusText)"), peerState: state)
             case "submitted", "working":
-                guard let id = result["id"]?.stringValue, !id.isEmpty else {
-                    return .failed("invalid A2A response: a \(state) task without an id")
+                guard let id = result["id"]?.stringValue, !id.isEmpty, id.utf8.count <= 1024 else {
+                    return .failed("invalid A2A response: a \(state) task without a usable id")
                 }
                 return .working(taskID: id, state: state)
             default:
-                return .failed("peer task in state \(state)" + (statusText.isEmpty ? "" : ": \(statusText)"))
+                return .failed("peer task in state \(state)" + (statusText.isEmpty ? "" : ": \(statusText)"), peerState: state)
             }
         default:
             return .failed("invalid A2A response: result is neither a task nor a message")

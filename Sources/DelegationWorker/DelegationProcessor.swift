@@ -2,11 +2,17 @@ import DelegationStore
 import Foundation
 import Logging
 
-/// Carries one claimed delegation to its next status: discover the peer, send A2A (in the generation
-/// the peer speaks), read the answer, and write the outcome in one transaction with its steps.
+/// Carries one claimed delegation one step further, then lets go of it.
 ///
-/// Never throws: every failure ends as a status (failed, or pending with a retry time), or — when
-/// even that cannot be written — as a row whose lease expires and another worker takes over.
+/// A fresh row: discover the peer, send A2A (in the generation the peer speaks, asking it not to hold
+/// the request), and write what the answer means — an outcome, a retry, the platform's queue, or a
+/// hand-over to the peer's running task. A followed row (the peer runs its task): one poll with
+/// tasks/get, then the outcome or a parked row waiting for its next poll. Nothing is kept in memory
+/// between two claims, so a long task holds no connection, no task and no concurrency slot.
+///
+/// Never throws: every failure ends as a status, or — when even that cannot be written — as a row whose
+/// lease expires and another worker takes over. An answer the peer gave is written until it commits
+/// (a locked database is waited out while the lease is renewed); only a lost lease drops it.
 struct DelegationProcessor: Sendable {
     let store: DelegationStore
     let configuration: WorkerConfiguration
@@ -23,7 +29,13 @@ struct DelegationProcessor: Sendable {
         logger[metadataKey: "delegation_id"] = "\(delegation.id)"
         logger[metadataKey: "attempt"] = "\(delegation.attempts)"
         do {
-            try await run(delegation, logger: logger)
+            if delegation.takeovers >= configuration.maxTakeovers {
+                try await endPoisonRow(delegation, logger: logger)
+            } else if let taskID = delegation.remoteTaskID {
+                try await poll(delegation, taskID: taskID, logger: logger)
+            } else {
+                try await send(delegation, logger: logger)
+            }
         } catch is CancellationError {
             logger.debug("work stopped (shutdown, or the lease went elsewhere)")
         } catch let error as DelegationStoreError {
@@ -39,12 +51,26 @@ struct DelegationProcessor: Sendable {
         }
     }
 
-    private func run(_ delegation: Delegation, logger: Logger) async throws {
-        let maxAttempts = delegation.maxAttempts ?? configuration.retryAttempts
-        if let remoteTaskID = delegation.remoteTaskID {
-            try await resumeFollowing(delegation, remoteTaskID: remoteTaskID, logger: logger)
-            return
+    // MARK: Poison rows
+
+    /// The lease was taken over `takeovers` times in a row and no holder ever wrote an outcome: whatever
+    /// processing it does kills its worker. It fails here, before anything is sent or asked again.
+    private func endPoisonRow(_ delegation: Delegation, logger: Logger) async throws {
+        let reason = """
+            taken over \(delegation.takeovers) times without an outcome: every worker holding it stopped while \
+            processing it (killed, or crashed); not tried again (--max-takeovers \(configuration.maxTakeovers)). \
+            `delegation-admin retry` sends it again
+            """
+        try await write(delegation) {
+            try await store.fail(id: delegation.id, worker: worker, error: reason, steps: [.init("poison", reason)])
         }
+        logger.error("failed as a poison row: \(reason)")
+    }
+
+    // MARK: Sending
+
+    private func send(_ delegation: Delegation, logger: Logger) async throws {
+        let maxAttempts = delegation.maxAttempts ?? configuration.retryAttempts
         if delegation.attempts > maxAttempts {
             // Earlier attempts were cut short (a worker died holding the row) and none is left.
             try await finish(delegation, .failed(
@@ -66,37 +92,43 @@ struct DelegationProcessor: Sendable {
             steps.append(.init("discovery", "peer at \(found)"))
         }
 
-        var version = peers.version(for: url) ?? .v03
-        var outcome = try await send(delegation, to: url, version: version)
+        var version = await peers.version(for: url, timeout: min(configuration.requestTimeout, .seconds(10)))
+        let learned = peers.knows(url)
+        var outcome = try await exchange(
+            url: url, request: A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version))
         if isTransient(outcome) { platform.forget(delegation.workspaceID) }  // ask discovery afresh next time
         if case .wrongGeneration(let reason) = outcome {
             steps.append(.init("a2a.generation", "A2A \(version.rawValue) refused (\(reason)); asking in \(version.other.rawValue)"))
             version = version.other
-            outcome = try await send(delegation, to: url, version: version)
+            outcome = try await exchange(
+                url: url, request: A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version))
             if case .wrongGeneration(let again) = outcome {
                 outcome = .failed("the peer speaks neither A2A 0.3 nor 1.0 (\(again))")
             } else {
                 await peers.remember(version, for: url)
             }
-        } else if peers.version(for: url) == nil, !isTransient(outcome) {
+        } else if !learned, !isTransient(outcome) {
             await peers.remember(version, for: url)
         }
         steps.append(.init("a2a.answer", "A2A \(version.rawValue): \(summary(of: outcome))"))
 
-        if case .working(let taskID, _) = outcome {
-            try await store.followRemoteTask(id: delegation.id, worker: worker, remoteTaskID: taskID, steps: steps)
-            try await follow(delegation, url: url, taskID: taskID, version: version, logger: logger)
+        if case .working(let taskID, let state) = outcome {
+            let deadline = configuration.taskDeadline
+            steps.append(.init(
+                "a2a.handover",
+                "the peer runs it as task \(taskID) (\(state)); polled every \(configuration.pollInterval) until it ends, for at most \(deadline)"))
+            try await write(delegation) {
+                try await store.handOver(
+                    id: delegation.id, worker: worker, remoteTaskID: taskID, peerURL: url, state: state,
+                    nextPoll: configuration.pollInterval, steps: steps)
+            }
+            logger.info("handed over to the peer's task \(taskID); polled until it ends")
             return
         }
         try await finish(delegation, outcome, steps: steps, logger: logger)
     }
 
-    /// Sends `message/send` or `SendMessage` once. Network failures come back as `.retry`.
-    private func send(_ delegation: Delegation, to url: String, version: A2AVersion) async throws -> A2AOutcome {
-        let request = A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version)
-        return try await exchange(url: url, request: request)
-    }
-
+    /// One HTTP exchange with the peer. Network failures come back as `.retry`.
     private func exchange(url: String, request: A2AProtocol.Request) async throws -> A2AOutcome {
         do {
             let answer = try await transport.send(
@@ -117,76 +149,149 @@ struct DelegationProcessor: Sendable {
         let maxAttempts = delegation.maxAttempts ?? configuration.retryAttempts
         switch outcome {
         case .completed(let text):
-            try await store.complete(id: delegation.id, worker: worker, result: capped(text), steps: steps)
+            let state = delegation.remoteTaskID == nil ? nil : "completed"
+            try await write(delegation) {
+                try await store.complete(id: delegation.id, worker: worker, result: capped(text), remoteState: state, steps: steps)
+            }
             logger.info("completed")
-        case .failed(let error):
-            try await store.fail(id: delegation.id, worker: worker, error: error, steps: steps)
-            logger.warning("failed: \(error)")
+        case .failed(let error, let peerState):
+            try await write(delegation) {
+                try await store.fail(id: delegation.id, worker: worker, error: error, remoteState: peerState, steps: steps)
+            }
+            logger.warning("failed: \(TextLimit.capped(error, maximumBytes: 1000))")
         case .queued(let detail):
-            try await store.markQueued(id: delegation.id, worker: worker, detail: detail, steps: steps)
+            try await write(delegation) {
+                try await store.markQueued(id: delegation.id, worker: worker, detail: detail, steps: steps)
+            }
             logger.info("queued at the platform; its list will resolve it")
         case .retry(let error, let retryAfter):
             if delegation.attempts >= maxAttempts {
-                try await store.fail(
-                    id: delegation.id, worker: worker, error: error,
-                    steps: steps + [.init("retry", "attempt \(delegation.attempts) of \(maxAttempts) failed; none left")])
-                logger.warning("failed after \(delegation.attempts) attempts: \(error)")
+                try await write(delegation) {
+                    try await store.fail(
+                        id: delegation.id, worker: worker, error: error,
+                        steps: steps + [.init("retry", "attempt \(delegation.attempts) of \(maxAttempts) failed; none left")])
+                }
+                logger.warning("failed after \(delegation.attempts) attempts: \(TextLimit.capped(error, maximumBytes: 1000))")
             } else {
                 let delay = configuration.backoff(afterAttempt: delegation.attempts, retryAfter: retryAfter)
-                try await store.scheduleRetry(
-                    id: delegation.id, worker: worker, error: error, after: delay,
-                    steps: steps + [.init("retry", "attempt \(delegation.attempts) of \(maxAttempts) failed: \(error); next in \(delay)")])
-                logger.info("retry in \(delay): \(error)")
+                try await write(delegation) {
+                    try await store.scheduleRetry(
+                        id: delegation.id, worker: worker, error: error, after: delay,
+                        steps: steps + [.init("retry", "attempt \(delegation.attempts) of \(maxAttempts) failed: \(error); next in \(delay)")])
+                }
+                logger.info("retry in \(delay): \(TextLimit.capped(error, maximumBytes: 1000))")
             }
         case .working, .wrongGeneration:
-            try await store.fail(id: delegation.id, worker: worker, error: "unexpected answer: \(summary(of: outcome))", steps: steps)
+            try await write(delegation) {
+                try await store.fail(id: delegation.id, worker: worker, error: "unexpected answer: \(summary(of: outcome))", steps: steps)
+            }
         }
-        inFlight.settle(delegation.id)
     }
 
     // MARK: Following a peer's task
 
-    /// After a restart or a hand-over: find the peer again, then keep following. Never spends attempts.
-    private func resumeFollowing(_ delegation: Delegation, remoteTaskID: String, logger: Logger) async throws {
-        switch try await platform.discover(delegation.workspaceID) {
-        case .found(let url):
-            try await follow(delegation, url: url, taskID: remoteTaskID, version: peers.version(for: url) ?? .v03, logger: logger)
-        case .failed(let error):
-            try await finish(delegation, .failed(error), steps: [], logger: logger)
-        case .retry(let error, _):
-            // Checking again later is not a failed attempt: back to pending, attempts untouched.
-            try await store.scheduleRetry(
-                id: delegation.id, worker: worker, error: error, after: configuration.pollInterval,
-                steps: [.init("a2a.follow", "cannot reach the platform to find the peer again: \(error)")])
-            inFlight.settle(delegation.id)
+    /// One poll of the peer's task: the outcome when it ended, else the row parked until the next poll.
+    /// Never spends an attempt. Bounded by `taskDeadline` from the moment the peer accepted the task;
+    /// polls that cannot reach the peer back off, and after a few in a row discovery is asked again.
+    private func poll(_ delegation: Delegation, taskID: String, logger: Logger) async throws {
+        let deadline = configuration.taskDeadline
+        if let accepted = delegation.acceptedAt.flatMap(Timestamp.date(from:)),
+            Date().timeIntervalSince(accepted) > Double(deadline.components.seconds)
+        {
+            let reason = "the peer's task \(taskID) did not end within the task deadline (\(deadline), --task-deadline); the peer is asked to cancel it"
+            try await write(delegation) {
+                try await store.fail(id: delegation.id, worker: worker, error: reason, steps: [.init("a2a.deadline", reason)])
+            }
+            logger.warning("\(reason)")
+            return
+        }
+
+        var steps: [Transitions.Step] = []
+        var url = delegation.peerURL
+        var moved: String?
+        if url == nil || (delegation.pollFailures > 0 && delegation.pollFailures % configuration.rediscoverAfterPollFailures == 0) {
+            platform.forget(delegation.workspaceID)
+            switch try await platform.discover(delegation.workspaceID) {
+            case .found(let found):
+                if found != url {
+                    steps.append(.init("a2a.rediscover", "discovery now says the peer is at \(found)" + (url.map { " (was \($0))" } ?? "")))
+                    moved = found
+                }
+                url = found
+            case .failed(let error):
+                try await finish(delegation, .failed(error), steps: steps, logger: logger)
+                return
+            case .retry(let error, _):
+                if url == nil {
+                    try await park(delegation, after: .unreachable(error: error), steps: steps)
+                    return
+                }
+            }
+        }
+        guard let url else { return }
+
+        var version = await peers.version(for: url, timeout: min(configuration.requestTimeout, .seconds(10)))
+        var outcome = try await exchange(
+            url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version))
+        if case .wrongGeneration = outcome {
+            version = version.other
+            outcome = try await exchange(
+                url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version))
+            if case .wrongGeneration = outcome {} else { await peers.remember(version, for: url) }
+        }
+
+        switch outcome {
+        case .completed, .failed:
+            var ended = delegation
+            ended.remoteTaskID = taskID
+            try await finish(ended, outcome, steps: steps + [.init("a2a.answer", "peer task \(taskID): \(summary(of: outcome))")], logger: logger)
+        case .working(_, let state):
+            if state != delegation.remoteState {
+                steps.append(.init("a2a.state", "peer task \(taskID): \(delegation.remoteState ?? "?") → \(state)"))
+            }
+            try await park(delegation, after: .answered(state: state), peerURL: moved, steps: steps)
+        case .retry(let error, _), .queued(let error), .wrongGeneration(let error):
+            logger.info("could not check the peer's task \(taskID): \(TextLimit.capped(error, maximumBytes: 1000))")
+            try await park(delegation, after: .unreachable(error: "could not check the peer's task \(taskID): \(error)"), peerURL: moved, steps: steps)
         }
     }
 
-    /// Polls `tasks/get` / `GetTask` until the peer's task ends. Failures to ask back off on their
-    /// own counter: "check again later" neither spends attempts nor inflates real retries.
-    private func follow(
-        _ delegation: Delegation, url: String, taskID: String, version: A2AVersion, logger: Logger
+    private func park(
+        _ delegation: Delegation, after poll: Transitions.Poll, peerURL: String? = nil, steps: [Transitions.Step]
     ) async throws {
-        var version = version
-        var failures = 0
+        let failures = if case .unreachable = poll { delegation.pollFailures + 1 } else { 0 }
+        try await write(delegation) {
+            try await store.park(
+                id: delegation.id, worker: worker, after: poll, peerURL: peerURL,
+                nextPoll: configuration.pollDelay(afterFailures: failures), steps: steps)
+        }
+    }
+
+    // MARK: Writing outcomes
+
+    /// Runs `body` (one store write) until it commits. A locked database (an operator's open transaction,
+    /// a VACUUM, a backup), a full disk or an I/O error are waited out with backoff while the lease
+    /// renewer keeps the row; only a lost lease, or this claim being revoked, ends the wait — a peer's
+    /// answer is never dropped for a transient reason.
+    private func write(_ delegation: Delegation, _ body: () async throws -> Void) async throws {
+        var delay = Duration.milliseconds(50)
+        var tries = 0
         while true {
-            let wait = failures == 0
-                ? configuration.pollInterval : min(configuration.pollInterval * (1 << min(failures, 6)), .seconds(300))
-            try await Task.sleep(for: wait)
-            let outcome = try await exchange(
-                url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version))
-            switch outcome {
-            case .completed, .failed:
-                try await finish(delegation, outcome, steps: [.init("a2a.answer", "peer task \(taskID): \(summary(of: outcome))")], logger: logger)
+            do {
+                try await body()
+                inFlight.settle(delegation.id)
                 return
-            case .working:
-                failures = 0
-            case .wrongGeneration:
-                version = version.other
-                failures += 1
-            case .retry(let error, _), .queued(let error):
-                failures += 1
-                logger.info("could not check the peer's task \(taskID): \(error)")
+            } catch let error as DelegationStoreError where !error.isTransient {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                tries += 1
+                logger.warning(
+                    "could not write the outcome (try \(tries)); trying again in \(delay), the lease is kept: \(error)",
+                    metadata: ["delegation_id": "\(delegation.id)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
             }
         }
     }
@@ -201,7 +306,7 @@ struct DelegationProcessor: Sendable {
     private func summary(of outcome: A2AOutcome) -> String {
         switch outcome {
         case .completed(let text): "completed with \(text.count) characters"
-        case .failed(let error): "failed: \(error)"
+        case .failed(let error, _): "failed: \(error)"
         case .working(let taskID, let state): "task \(taskID) \(state)"
         case .queued(let detail): detail
         case .retry(let error, let retryAfter): "retryable: \(error)" + (retryAfter.map { " (Retry-After \($0))" } ?? "")
@@ -211,16 +316,6 @@ struct DelegationProcessor: Sendable {
 
     /// Results are stored up to `maximumResultBytes`; longer ones are cut with a note of what was dropped.
     func capped(_ text: String) -> String {
-        let total = text.utf8.count
-        guard total > configuration.maximumResultBytes else { return text }
-        var kept = String.UnicodeScalarView()
-        var bytes = 0
-        for scalar in text.unicodeScalars {
-            let size = String(scalar).utf8.count
-            if bytes + size > configuration.maximumResultBytes { break }
-            kept.append(scalar)
-            bytes += size
-        }
-        return String(kept) + "\n[truncated: \(bytes) of \(total) bytes kept]"
+        TextLimit.capped(text, maximumBytes: configuration.maximumResultBytes)
     }
 }

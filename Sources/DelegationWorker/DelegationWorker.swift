@@ -7,32 +7,40 @@ import Synchronization
 
 /// The worker process's whole job, as one `Service`: every loop it runs is in this file.
 ///
-/// - claim: keeps up to `concurrency` delegations in flight, each under a lease;
+/// - claim: keeps up to `concurrency` requests in flight, each under a lease (a send, or one poll of a
+///   peer's running task — between polls a followed delegation holds nothing);
 /// - leases: renews them every third of the lease, and stops work on any that was lost;
 /// - outbox: delivers mirror calls to the platform, in order per delegation, with backoff;
-/// - queued: asks the platform's list about delegations its proxy queued;
+/// - queued: asks the platform's list about delegations its proxy queued, and fails those past
+///   `queuedTimeout`;
+/// - peer cancels: asks peers to cancel tasks of delegations that ended without them;
 /// - history: evicts finished rows beyond `--history-limit` (when set).
 ///
 /// On graceful shutdown (SIGTERM/SIGINT through ServiceLifecycle) it stops claiming, lets in-flight
-/// requests finish for `shutdownGrace`, releases the leases of the rest (back to pending, attempt
-/// not counted), flushes the outbox, and returns.
+/// requests finish for what `shutdownGrace` allows, releases the leases of the rest (a send goes back
+/// to pending, its attempt not counted; a poll is parked), spends what is left of the grace on the
+/// outbox, and returns: all of it within the grace, whatever the platform does.
 public final class DelegationWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     private let store: DelegationStore
     private let logger: Logger
     private let http: HTTPClient
     private let platform: PlatformClient
+    private let transport: HTTPTransport
     private let processor: DelegationProcessor
     private let peers: PeerDirectory
     private let inFlight = InFlightRegistry()
     private let slotFreed = WakeUp()
-    /// Mirror calls being posted, and a wake-up each time one finishes (the next one of its delegation is due).
-    private let outboxInFlight = Mutex(0)
+    /// Mirror calls being posted, whether the last claim found nothing due, and a wake-up each time one
+    /// finishes (the next one of its delegation is due).
+    private let outbox = Mutex((inFlight: Set<Int>(), idle: false))
     private let outboxProgress = WakeUp()
     /// Fired when shutdown starts: no more claims.
     private let draining = OneShotSignal()
-    /// Fired when in-flight work is over: the background loops stop.
+    /// Fired when in-flight work is over and leases are released: the background loops stop.
     private let stopped = OneShotSignal()
+    /// Fired when the shutdown grace is spent: the outbox stops too.
+    private let outOfTime = OneShotSignal()
 
     public init(configuration: WorkerConfiguration, store: DelegationStore, logger: Logger) throws {
         let problems = configuration.problems()
@@ -43,11 +51,11 @@ public final class DelegationWorker: Service, Sendable {
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
         http = HTTPTransport.makeClient(concurrency: configuration.concurrency)
-        let transport = HTTPTransport(client: http, maximumBody: configuration.maximumAnswerBytes)
+        transport = HTTPTransport(client: http, maximumBody: configuration.maximumAnswerBytes)
         platform = PlatformClient(
             transport: transport, baseURL: configuration.platformURL, workspaceID: configuration.workspaceID,
             token: configuration.token, timeout: configuration.platformTimeout)
-        peers = PeerDirectory(store: store)
+        peers = PeerDirectory(store: store, transport: transport)
         processor = DelegationProcessor(
             store: store, configuration: configuration, platform: platform, transport: transport, peers: peers,
             inFlight: inFlight, logger: logger)
@@ -89,18 +97,29 @@ public final class DelegationWorker: Service, Sendable {
             background.addTask { await self.renewLeases() }
             background.addTask { await self.deliverOutbox() }
             background.addTask { await self.checkQueued() }
+            background.addTask { await self.deliverPeerCancels() }
             if let limit = configuration.historyLimit { background.addTask { await self.evictHistory(keep: limit) } }
-            await claimAndProcess()
+            let deadline = await claimAndProcess()
+            await releaseLeases()
             stopped.fire()
+            await spendTheRestOnTheOutbox(until: deadline)
+            outOfTime.fire()
+            background.cancelAll()
         }
-        await releaseAndFlush()
+        let worker = configuration.workerID
+        _ = try? await store.write("releasing outbox leases") { database in
+            try Outbox.release(database, worker: worker)
+            try PeerCancels.release(database, worker: worker)
+        }
         try? await http.shutdown()
         logger.info("worker stopped")
     }
 
     // MARK: Claiming
 
-    private func claimAndProcess() async {
+    /// Claims and processes until draining; then waits for in-flight work until the grace is spent and
+    /// revokes the rest. Returns the shutdown's deadline.
+    private func claimAndProcess() async -> ContinuousClock.Instant {
         await withDiscardingTaskGroup { processing in
             var failures = 0
             while !draining.hasFired {
@@ -134,6 +153,7 @@ public final class DelegationWorker: Service, Sendable {
                 }
                 await wait(for: slotFreed, atMost: configuration.claimInterval, unless: draining)
             }
+            let deadline = ContinuousClock.now + configuration.shutdownGrace
             if inFlight.count > 0 {
                 logger.info("waiting up to \(configuration.shutdownGrace) for \(inFlight.count) delegations in flight")
                 if !(await inFlight.waitUntilEmpty(timeout: configuration.shutdownGrace)) {
@@ -141,6 +161,7 @@ public final class DelegationWorker: Service, Sendable {
                     inFlight.revokeAll()
                 }
             }
+            return deadline
         }
     }
 
@@ -157,15 +178,26 @@ public final class DelegationWorker: Service, Sendable {
     private func isIdle() async -> Bool {
         guard let work = try? await store.read("checking for remaining work", { try Transitions.remainingWork($0) })
         else { return false }
-        return work.live == 0 && work.outbox == 0
+        return work.live == 0 && work.outbox == 0 && work.peerCancels == 0
     }
 
     // MARK: Leases
 
+    /// Renews the leases of the delegations and the mirror calls in flight, every third of the lease.
     private func renewLeases() async {
         let interval = configuration.lease / 3
-        while !(await sleep(for: interval, unless: stopped)) {
-            guard inFlight.count > 0 else { continue }
+        let worker = configuration.workerID
+        let lease = configuration.lease
+        while !(await sleep(for: interval, unless: outOfTime)) {
+            let posting = Array(outbox.withLock { $0.inFlight })
+            if !posting.isEmpty {
+                do {
+                    try await store.write("renewing outbox leases") { try Outbox.renew($0, worker: worker, ids: posting, lease: lease) }
+                } catch {
+                    logger.error("renewing outbox leases failed; trying again in \(interval): \(error)")
+                }
+            }
+            guard inFlight.count > 0, !stopped.hasFired else { continue }
             do {
                 // Only the rows this process is working on: a row it lost track of must expire and be taken
                 // over. One snapshot for both steps: a row claimed meanwhile was not asked about, so it is not lost.
@@ -183,31 +215,46 @@ public final class DelegationWorker: Service, Sendable {
         }
     }
 
+    /// Shutdown: every row still held goes back (a send to pending, its attempt not counted; a poll parked).
+    private func releaseLeases() async {
+        do {
+            let released = try await store.releaseLeases(worker: configuration.workerID)
+            if !released.isEmpty { logger.info("released \(released.count) leases; another worker carries on") }
+        } catch {
+            logger.error("releasing leases failed; they expire in \(configuration.lease): \(error)")
+        }
+    }
+
     // MARK: Outbox
 
     /// Mirror calls a worker keeps in flight at once.
     static let outboxWindow = 128
 
     /// Keeps up to `outboxWindow` mirror calls in flight, claiming more as they finish, so a slow call
-    /// never holds back the others (a batch-at-a-time loop capped the worker's throughput).
+    /// never holds back the others (a batch-at-a-time loop capped the worker's throughput). Runs through
+    /// the shutdown until the grace is spent; calls still in flight then are cancelled and released.
     private func deliverOutbox() async {
         let window = Self.outboxWindow
         await withDiscardingTaskGroup { group in
             var failures = 0
-            while !stopped.hasFired {
-                let room = window - outboxInFlight.withLock { $0 }
+            while !outOfTime.hasFired && !Task.isCancelled {
+                let room = window - outbox.withLock { $0.inFlight.count }
                 if room >= window / 4 {
                     do {
                         let worker = configuration.workerID
+                        let lease = configuration.lease
                         let items = try await store.write("claiming outbox items") { database in
-                            try Outbox.claim(database, worker: worker, limit: room, lease: .seconds(60))
+                            try Outbox.claim(database, worker: worker, limit: room, lease: lease)
                         }
                         failures = 0
-                        outboxInFlight.withLock { $0 += items.count }
+                        outbox.withLock {
+                            $0.inFlight.formUnion(items.map(\.id))
+                            $0.idle = items.isEmpty && $0.inFlight.isEmpty
+                        }
                         for item in items {
                             group.addTask {
                                 await self.deliver(item)
-                                self.outboxInFlight.withLock { $0 -= 1 }
+                                self.outbox.withLock { _ = $0.inFlight.remove(item.id) }
                                 self.outboxProgress.notify()
                             }
                         }
@@ -217,26 +264,27 @@ public final class DelegationWorker: Service, Sendable {
                         logger.error("reading the outbox failed: \(error)")
                     }
                 }
-                await wait(for: outboxProgress, atMost: .milliseconds(failures == 0 ? 200 : 1000), unless: stopped)
+                await wait(for: outboxProgress, atMost: .milliseconds(failures == 0 ? 200 : 1000), unless: outOfTime)
             }
+            group.cancelAll()
         }
     }
 
-    /// One batch, delivered whole: the last flush at shutdown. Returns how many were tried.
-    private func deliverOutboxBatch() async throws -> Int {
-        let worker = configuration.workerID
-        let items = try await store.write("claiming outbox items") { database in
-            try Outbox.claim(database, worker: worker, limit: 64, lease: .seconds(60))
+    /// After the leases are released: waits until nothing is left to mirror, or the deadline.
+    private func spendTheRestOnTheOutbox(until deadline: ContinuousClock.Instant) async {
+        outbox.withLock { $0.idle = false }
+        outboxProgress.notify()
+        while ContinuousClock.now < deadline {
+            if outbox.withLock({ $0.idle && $0.inFlight.isEmpty }) { return }
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        await withDiscardingTaskGroup { group in
-            for item in items { group.addTask { await self.deliver(item) } }
-        }
-        return items.count
+        let left = outbox.withLock { $0.inFlight.count }
+        if left > 0 { logger.warning("shutdown grace spent: \(left) mirror calls in flight are released for another worker") }
     }
 
     private func deliver(_ item: OutboxItem) async {
         let worker = configuration.workerID
-        let retryDelay = min(Duration.seconds(1) * (1 << min(item.attempts - 1, 9)), .seconds(300)) * Double.random(in: 0.8...1.2)
+        let retryDelay = min(Duration.seconds(1) * (1 << min(max(item.attempts - 1, 0), 9)), .seconds(300)) * Double.random(in: 0.8...1.2)
         var logger = logger
         logger[metadataKey: "delegation_id"] = "\(item.delegationID)"
         do {
@@ -248,9 +296,10 @@ public final class DelegationWorker: Service, Sendable {
                 }
             case 401, 408, 425, 429, 500...599:
                 let error = "HTTP \(answer.status): \(answer.excerpt)"
-                logger.warning("platform did not take the \(item.kind.rawValue) call; retrying in \(retryDelay): \(error)")
+                let delay = RetryAfter.of(answer).map { max(retryDelay, min($0, .seconds(300))) } ?? retryDelay
+                logger.warning("platform did not take the \(item.kind.rawValue) call; retrying in \(delay): \(error)")
                 try await store.write("rescheduling an outbox item") { database in
-                    try Outbox.retry(database, item: item, worker: worker, error: error, delay: retryDelay)
+                    try Outbox.retry(database, item: item, worker: worker, error: error, delay: delay)
                 }
             default:
                 let error = "HTTP \(answer.status): \(answer.excerpt)"
@@ -271,12 +320,15 @@ public final class DelegationWorker: Service, Sendable {
 
     // MARK: Queued at the platform
 
+    /// While queued rows exist, reads the platform's list at the poll interval: resolves the rows whose
+    /// outcome it shows, and — after a list was read — fails those accepted longer than `queuedTimeout`
+    /// ago (the list shows only the newest 50 rows; an outcome that fell off it is never seen).
     private func checkQueued() async {
         var failures = 0
         while true {
             let wait = failures == 0
                 ? configuration.pollInterval : min(configuration.pollInterval * (1 << min(failures, 6)), .seconds(300))
-            if await sleep(for: wait, unless: stopped) { return }
+            if await sleep(for: wait, unless: draining) { return }
             guard let queued = try? await store.read("listing queued delegations", { try Transitions.queuedIDs($0) }),
                 !queued.isEmpty
             else { continue }
@@ -297,6 +349,77 @@ public final class DelegationWorker: Service, Sendable {
             } catch {
                 failures += 1
                 logger.warning("checking queued delegations with the platform failed (\(queued.count) waiting): \(error)")
+                continue
+            }
+            let timeout = configuration.queuedTimeout
+            let cutoff = Timestamp.string(from: Date().addingTimeInterval(-Double(timeout.components.seconds)))
+            let reason = """
+                no outcome on the platform's delegation list within \(timeout) of being queued (--queued-timeout): \
+                the outcome was never seen (the list shows only its newest 50 rows), and the peer may have run the task
+                """
+            if let expired = try? await store.expireQueued(acceptedBefore: cutoff, reason: reason), !expired.isEmpty {
+                logger.warning("\(expired.count) queued delegations failed: \(reason)")
+            }
+        }
+    }
+
+    // MARK: Peer cancels
+
+    /// Asks peers to cancel tasks of delegations that ended without them (cancelled by an operator, past
+    /// the task deadline, poison rows). Best effort, but durable: retried with backoff up to
+    /// `peerCancelAttempts` times, and every end is in the delegation's history.
+    private func deliverPeerCancels() async {
+        let worker = configuration.workerID
+        while !(await sleep(for: min(configuration.pollInterval, .seconds(1)), unless: draining)) {
+            guard let items = try? await store.write("claiming peer cancels", { database in
+                try PeerCancels.claim(database, worker: worker, limit: 16, lease: .seconds(60))
+            }), !items.isEmpty else { continue }
+            await withDiscardingTaskGroup { group in
+                for item in items { group.addTask { await self.cancelAtPeer(item) } }
+            }
+        }
+    }
+
+    private func cancelAtPeer(_ item: PeerCancel) async {
+        let worker = configuration.workerID
+        var url = item.peerURL
+        if url == nil, case .found(let found)? = try? await platform.discover(item.workspaceID) { url = found }
+        var outcome: A2AOutcome = .retry("the peer's URL is not known", retryAfter: nil)
+        if let url {
+            let timeout = min(configuration.requestTimeout, .seconds(30))
+            var version = await peers.version(for: url, timeout: timeout)
+            for _ in 0..<2 {
+                let request = A2AProtocol.cancelTask(item.remoteTaskID, traceparent: item.traceparent, version: version)
+                do {
+                    let answer = try await transport.send(.POST, url, headers: request.headers, body: request.body, timeout: timeout)
+                    outcome = A2AProtocol.classify(answer)
+                } catch is CancellationError {
+                    return
+                } catch {
+                    outcome = .retry("\(error)", retryAfter: nil)
+                }
+                guard case .wrongGeneration = outcome else { break }
+                version = version.other
+            }
+        }
+        let answer: String? =
+            switch outcome {
+            case .completed(let text): "task canceled" + (text.isEmpty ? "" : ": \(text)")
+            case .failed(let text, let state): state == "canceled" ? "task canceled" : text
+            case .working(_, let state): "task \(state) (cancel requested)"
+            case .queued, .retry, .wrongGeneration: nil
+            }
+        var retryable: String?
+        if case .retry(let error, _) = outcome, item.attempts < configuration.peerCancelAttempts { retryable = error }
+        let delay = min(Duration.seconds(2) * (1 << min(item.attempts, 8)), .seconds(600))
+        let last = "\(outcome)"
+        _ = try? await store.write("recording a peer cancel") { [retryable] database in
+            if let answer {
+                try PeerCancels.answered(database, item, worker: worker, answer: answer)
+            } else if let retryable {
+                try PeerCancels.retry(database, item, worker: worker, error: retryable, delay: delay)
+            } else {
+                try PeerCancels.giveUp(database, item, worker: worker, error: last)
             }
         }
     }
@@ -311,24 +434,7 @@ public final class DelegationWorker: Service, Sendable {
             } catch {
                 logger.error("evicting history failed: \(error)")
             }
-        } while !(await sleep(for: .seconds(60), unless: stopped))
-    }
-
-    // MARK: Shutdown
-
-    private func releaseAndFlush() async {
-        let worker = configuration.workerID
-        do {
-            let released = try await store.releaseLeases(worker: worker)
-            if !released.isEmpty { logger.info("released \(released.count) leases (back to pending, attempt not counted)") }
-        } catch {
-            logger.error("releasing leases failed; they expire in \(configuration.lease): \(error)")
-        }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline {
-            guard let tried = try? await deliverOutboxBatch(), tried > 0 else { break }
-        }
-        _ = try? await store.write("releasing outbox leases") { try Outbox.release($0, worker: worker) }
+        } while !(await sleep(for: .seconds(60), unless: draining))
     }
 }
 

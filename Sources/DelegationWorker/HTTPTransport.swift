@@ -9,24 +9,11 @@ struct HTTPAnswer: Sendable {
     var headers: HTTPHeaders
     var body: [UInt8]
 
-    /// The start of the body as text, for error messages and logs.
+    /// The start of the body as text, for error messages and logs (at most 300 bytes of it).
     var excerpt: String {
         let text = String(decoding: body.prefix(300), as: UTF8.self)
             .replacingOccurrences(of: "\n", with: " ")
         return body.count > 300 ? text + "…" : text
-    }
-
-    /// `Retry-After` in seconds or as an HTTP date.
-    var retryAfter: Duration? {
-        guard let value = headers.first(name: "Retry-After")?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let seconds = Double(value), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        if let date = formatter.date(from: value) {
-            return .milliseconds(Int64(max(0, date.timeIntervalSinceNow) * 1000))
-        }
-        return nil
     }
 }
 

@@ -58,6 +58,12 @@ struct PlatformClient: Sendable {
         } catch let error as OversizedAnswer {
             return .failed("Discovery failed: \(error.description)")
         }
+        return Self.discovery(from: answer, target: target)
+    }
+
+    /// What a discovery answer means. Pure, and total over any status and any bytes.
+    static func discovery(from answer: HTTPAnswer, target: String) -> Discovery {
+        let target = TextLimit.capped(target, maximumBytes: 256)
         switch answer.status {
         case 200:
             guard let body = try? JSONValue.parse(answer.body), body.isObject else {
@@ -66,16 +72,16 @@ struct PlatformClient: Sendable {
             guard let url = body["url"]?.stringValue?.trimmingCharacters(in: .whitespaces), !url.isEmpty else {
                 return .failed("No URL for workspace \(target)")
             }
-            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
-                parsed.host?.isEmpty == false
+            guard url.utf8.count <= 2048, let parsed = URL(string: url),
+                ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host?.isEmpty == false
             else {
-                return .failed("No URL for workspace \(target): '\(url)' is not an http or https URL")
+                return .failed("No URL for workspace \(target): '\(TextLimit.capped(url, maximumBytes: 300))' is not an http or https URL")
             }
             return .found(url: url)
         case 400, 403, 404:
             return .failed("Discovery failed: HTTP \(answer.status)")
         case 401, 408, 425, 429, 500...599:
-            return .retry("Discovery failed: HTTP \(answer.status)", retryAfter: answer.retryAfter)
+            return .retry("Discovery failed: HTTP \(answer.status)", retryAfter: RetryAfter.of(answer))
         default:
             return .failed("Discovery failed: HTTP \(answer.status)")
         }
@@ -115,14 +121,20 @@ struct PlatformClient: Sendable {
     func listDelegations() async throws -> [ListedDelegation] {
         let answer = try await transport.send(
             .GET, url("/workspaces/\(Self.pathComponent(workspaceID))/delegations"), headers: headers, timeout: timeout)
+        return try Self.listed(from: answer)
+    }
+
+    /// The rows of a list answer. Pure: any other status, or a body that is not an array, is a `ListError`.
+    static func listed(from answer: HTTPAnswer) throws(ListError) -> [ListedDelegation] {
         guard answer.status == 200 else { throw ListError.http(answer.status, answer.excerpt) }
         guard let document = try? JSONValue.parse(answer.body) else { throw ListError.malformed("invalid JSON") }
         guard let rows = document.arrayValue else { throw ListError.malformed("expected an array, got \(answer.excerpt)") }
         return rows.compactMap { row in
             guard let id = row["delegation_id"]?.stringValue, let status = row["status"]?.stringValue else { return nil }
             return ListedDelegation(
-                delegationID: id, status: status, responsePreview: row["response_preview"]?.stringValue,
-                error: row["error"]?.stringValue)
+                delegationID: id, status: status,
+                responsePreview: row["response_preview"]?.stringValue.map { TextLimit.capped($0, maximumBytes: TextLimit.result) },
+                error: row["error"]?.stringValue.map { TextLimit.capped($0, maximumBytes: TextLimit.error) })
         }
     }
 }

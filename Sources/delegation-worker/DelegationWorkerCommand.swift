@@ -49,7 +49,16 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("poll-interval"), help: "Seconds between checks of queued delegations and working peer tasks (default 5).")
     var pollInterval: Double?
 
-    @Option(name: .customLong("worker-id"), help: "This worker's name in leases and history (default host:pid).")
+    @Option(name: .customLong("task-deadline"), help: "Seconds a peer's task is followed, from its acceptance, before the delegation fails and the peer is asked to cancel it (default 86400).")
+    var taskDeadline: Double?
+
+    @Option(name: .customLong("queued-timeout"), help: "Seconds a delegation may stay queued at the platform without an outcome on its list before it fails (env DELEGATION_QUEUED_TIMEOUT; default 3600).")
+    var queuedTimeout: Double?
+
+    @Option(name: .customLong("max-takeovers"), help: "Lease take-overs in a row with no outcome after which a delegation fails as a poison row (default 3).")
+    var maxTakeovers: Int?
+
+    @Option(name: .customLong("worker-id"), help: "This worker's name in leases and history (default host:pid:random).")
     var workerID: String?
 
     @Option(name: .customLong("history-limit"), help: "Keep at most N finished delegations, evicting the oldest (env MAX_DELEGATION_HISTORY; default: keep all).")
@@ -125,7 +134,8 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
             guard let value = T(text) else { throw ValidationError("\(name) must be a number, not '\(text)'") }
             return value
         }
-        func seconds(_ value: Double?) -> Duration? { value.map { .milliseconds(Int64(($0 * 1000).rounded())) } }
+        // Saturates at a thousand years: anything over ten is then refused by name (problems()), never trapped on.
+        func seconds(_ value: Double?) -> Duration? { value.map { .milliseconds(Int64((min($0, 3e10) * 1000).rounded())) } }
         func checked(_ value: Double?, _ option: String) throws -> Double? {
             if let value, !value.isFinite || value < 0 { throw ValidationError("\(option) must not be negative") }
             return value
@@ -145,6 +155,11 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
         if let value = seconds(try checked(lease, "--lease")) { configuration.lease = value }
         if let value = seconds(try checked(pollInterval, "--poll-interval")) { configuration.pollInterval = value }
         if let value = seconds(try checked(shutdownGrace, "--shutdown-grace")) { configuration.shutdownGrace = value }
+        if let value = seconds(try checked(taskDeadline, "--task-deadline")) { configuration.taskDeadline = value }
+        if let value = seconds(try checked(try number("DELEGATION_QUEUED_TIMEOUT", queuedTimeout), "--queued-timeout")) {
+            configuration.queuedTimeout = value
+        }
+        if let maxTakeovers { configuration.maxTakeovers = maxTakeovers }
         if let workerID { configuration.workerID = workerID }
         configuration.historyLimit = try number("MAX_DELEGATION_HISTORY", historyLimit)
         configuration.exitWhenIdle = exitWhenIdle

@@ -231,7 +231,7 @@ struct Chaos {
         while Date() < deadline {
             let remaining = try await store.read { try Transitions.remainingWork($0) }
             let total = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations")?[0].int ?? 0 }
-            if remaining.live == 0, remaining.outbox == 0, total >= options.delegations {
+            if remaining.live == 0, remaining.outbox == 0, remaining.peerCancels == 0, total >= options.delegations {
                 drained = true
                 break
             }

@@ -196,13 +196,20 @@ import Testing
         for index in 0..<4 { _ = try await store.delegate(workspaceID: "ws", task: "t\(index)") }
         let claimed = try await store.claim(worker: "w1", limit: 4, lease: .seconds(300))
         try #require(claimed.count == 4)
-        try await store.followRemoteTask(id: claimed[0].id, worker: "w1", remoteTaskID: "peer-task-1")
+        try await store.handOver(
+            id: claimed[0].id, worker: "w1", remoteTaskID: "peer-task-1", peerURL: "http://127.0.0.1:1", state: "working",
+            nextPoll: .zero)
+        let polling = try await store.claim(worker: "w1", limit: 4, lease: .seconds(300))
+        #expect(polling.map(\.id) == [claimed[0].id], "a parked follow-up is claimed for its poll")
         let released = try await store.releaseLeases(worker: "w1")
         #expect(Set(released) == Set(claimed.map(\.id)))
+        let followed = try #require(try await store.delegation(id: claimed[0].id))
+        #expect(followed.status == .inProgress && followed.leaseOwner == nil, "a released poll is parked, not sent again")
         let again = try await store.claim(worker: "w2", limit: 4, lease: .seconds(30))
         #expect(again.count == 4, "released rows are claimable at once")
         #expect(again.allSatisfy { $0.attempts == 1 }, "the released attempt did not count")
         #expect(again.first { $0.id == claimed[0].id }?.remoteTaskID == "peer-task-1", "follow-up survives")
+        #expect(try await store.events(delegationID: claimed[0].id).filter { $0.kind == "lease" }.isEmpty, "polls are not take-overs")
         await store.close()
     }
 

@@ -46,7 +46,7 @@ import Testing
         PeerCase(name: "P18 401 fails at once", reply: .http(401, "who are you", headers: []), status: .failed, error: "HTTP 401"),
         PeerCase(name: "P19 input-required", reply: .task(state: "input-required", text: "which spreadsheet?", taskID: "t1"), status: .failed, error: "which spreadsheet?"),
         PeerCase(name: "P20 a JSON-RPC error", reply: .jsonRPCError(-32602, "invalid params"), status: .failed, error: "JSON-RPC error -32602: invalid params"),
-        PeerCase(name: "P21 a working task without an id", reply: json(#"{"jsonrpc":"2.0","id":"1","result":{"kind":"task","status":{"state":"working"}}}"#), status: .failed, error: "without an id"),
+        PeerCase(name: "P21 a working task without an id", reply: json(#"{"jsonrpc":"2.0","id":"1","result":{"kind":"task","status":{"state":"working"}}}"#), status: .failed, error: "without a usable id"),
         PeerCase(name: "P22 JSON nested 100,000 deep", reply: json(String(repeating: "[", count: 100_000)), status: .failed, error: "invalid JSON response"),
         PeerCase(name: "P23 an answer over 16 MiB is refused", reply: .raw(LoopbackResponse(status: 200, body: Array(repeating: UInt8(ascii: " "), count: 17 * 1024 * 1024))), status: .failed, error: "larger than", timeout: .seconds(60)),
         PeerCase(name: "P24 a 202 without the queued flag (retried, then failed)", reply: .raw(LoopbackResponse.text(202, #"{"accepted": true}"#, contentType: "application/json")), status: .failed, error: "HTTP 202 without a queued acceptance"),

@@ -23,11 +23,14 @@ public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
     public var isReadOnly: Bool { resultCode == SQLITE_READONLY }
     public var isCorrupt: Bool { resultCode == SQLITE_CORRUPT || resultCode == SQLITE_NOTADB }
     public var isConstraint: Bool { resultCode == SQLITE_CONSTRAINT }
+    public var isIOError: Bool { resultCode == SQLITE_IOERR }
     /// A `RAISE(ABORT, …)` from one of the schema's triggers.
     public var isTriggerAbort: Bool { extendedResultCode == Self.constraintTrigger }
 
     /// `SQLITE_CONSTRAINT_TRIGGER` (`SQLITE_CONSTRAINT | 7 << 8`); composite macros do not import into Swift.
     static let constraintTrigger: Int32 = SQLITE_CONSTRAINT | (7 << 8)
+    /// `SQLITE_CONSTRAINT_FOREIGNKEY` (`SQLITE_CONSTRAINT | 3 << 8`).
+    static let constraintForeignKey: Int32 = SQLITE_CONSTRAINT | (3 << 8)
 
     public var codeName: String {
         switch resultCode {
