@@ -134,7 +134,9 @@ let package = Package(
             name: "DelegationWorkerTests",
             dependencies: [
                 "DelegationWorker", "DelegationFakes", "DelegationStore", "TestSupport", "delegation-worker",
+                "delegation-admin", "store-probe",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ]

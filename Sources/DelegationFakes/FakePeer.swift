@@ -45,20 +45,44 @@ public final class FakePeer: Sendable {
         case http(Int, String, headers: [(String, String)])
         case raw(LoopbackResponse)
         case delayed(Duration, Reply)
+        /// A task that runs `duration` at the peer, then ends as `then` says. Asked non-blocking (0.3
+        /// `blocking: false`, 1.0 `returnImmediately: true`) by a peer that honours it, the answer is the
+        /// task in `submitted` at once, `working` on tasks/get until done; otherwise the request is held
+        /// until the task ends. Each start counts as one execution of its messageId.
+        case longTask(Duration, then: Reply)
+    }
+
+    /// A task started by `.longTask` (for tasks/get and cancel).
+    struct RunningTask {
+        var started: ContinuousClock.Instant
+        var duration: Duration
+        var final: Reply
+        var canceled = false
     }
 
     public typealias Behavior = @Sendable (Received) async -> Reply
 
     public let dialect: Dialect
+    /// False: a peer that ignores the non-blocking flag and always holds the request until the task ends.
+    public let honoursNonBlocking: Bool
     private let behavior: Behavior
+    private let running = Mutex<[String: RunningTask]>([:])
+    private let executionCounts = Mutex<[String: Int]>([:])
+    private let cancelled = Mutex<[String]>([])
     private let log = Mutex<[Received]>([])
     private let taskReplies = Mutex<[String: [Reply]]>([:])
     private let server = Mutex<LoopbackHTTPServer?>(nil)
 
-    public init(dialect: Dialect = .v03, behavior: @escaping Behavior) {
+    public init(dialect: Dialect = .v03, honoursNonBlocking: Bool = true, behavior: @escaping Behavior) {
         self.dialect = dialect
+        self.honoursNonBlocking = honoursNonBlocking
         self.behavior = behavior
     }
+
+    /// How many times each messageId's task was started (`.longTask` replies).
+    public var executions: [String: Int] { executionCounts.withLock { $0 } }
+    /// Task ids a cancel request stopped.
+    public var cancels: [String] { cancelled.withLock { $0 } }
 
     public func start() async throws {
         let started = try await LoopbackHTTPServer.start { [self] request in await self.handle(request) }
@@ -118,9 +142,35 @@ public final class FakePeer: Sendable {
         let speaksNew = newNames.contains(method)
         let params = body["params"] ?? .null
 
+        if method == "tasks/cancel" || method == "CancelTask" {
+            record(Received(method: method, version: version, params: params, headers: request.headers))
+            guard let taskID = params["id"]?.stringValue else { return rpcError(id, -32602, "Invalid params") }
+            let outcome = running.withLock { tasks -> Bool? in
+                guard var task = tasks[taskID] else { return nil }
+                guard !task.canceled, ContinuousClock.now - task.started < task.duration else { return false }
+                task.canceled = true
+                tasks[taskID] = task
+                return true
+            }
+            switch outcome {
+            case nil: return rpcError(id, -32001, "Task not found")
+            case false?: return rpcError(id, -32002, "Task cannot be canceled")
+            case true?:
+                cancelled.withLock { $0.append(taskID) }
+                return await encode(.task(state: "canceled", text: nil, taskID: taskID), id: id, newGeneration: speaksNew, wrap: false, taskID: taskID)
+            }
+        }
+
         if method == "tasks/get" || method == "GetTask" {
             record(Received(method: method, version: version, params: params, headers: request.headers))
             guard let taskID = params["id"]?.stringValue else { return rpcError(id, -32602, "Invalid params") }
+            if let task = running.withLock({ $0[taskID] }) {
+                let reply: Reply =
+                    task.canceled ? .task(state: "canceled", text: nil, taskID: taskID)
+                    : ContinuousClock.now - task.started < task.duration ? .task(state: "working", text: nil, taskID: taskID)
+                    : task.final
+                return await encode(reply, id: id, newGeneration: speaksNew, wrap: false, taskID: taskID)
+            }
             let reply: Reply? = taskReplies.withLock { replies in
                 guard var queue = replies[taskID], !queue.isEmpty else { return nil }
                 let next = queue.count > 1 ? queue.removeFirst() : queue[0]
@@ -146,7 +196,21 @@ public final class FakePeer: Sendable {
             text: parts.compactMap { $0["text"]?.stringValue }.joined(separator: "\n"),
             params: params, headers: request.headers)
         record(received)
-        return await encode(await behavior(received), id: id, newGeneration: speaksNew, wrap: true, taskID: nil)
+        var reply = await behavior(received)
+        if case .longTask(let duration, let final) = reply {
+            executionCounts.withLock { $0[received.messageID ?? "", default: 0] += 1 }
+            let configuration = params["configuration"]
+            let nonBlocking = speaksNew
+                ? configuration?["returnImmediately"]?.boolValue == true
+                : configuration?["blocking"]?.boolValue == false
+            if nonBlocking && honoursNonBlocking {
+                let taskID = UUID().uuidString.lowercased()
+                running.withLock { $0[taskID] = RunningTask(started: .now, duration: duration, final: final) }
+                return await encode(.task(state: "submitted", text: nil, taskID: taskID), id: id, newGeneration: speaksNew, wrap: true, taskID: taskID)
+            }
+            reply = .delayed(duration, final)
+        }
+        return await encode(reply, id: id, newGeneration: speaksNew, wrap: true, taskID: nil)
     }
 
     private func record(_ received: Received) {
@@ -185,6 +249,9 @@ public final class FakePeer: Sendable {
         switch reply {
         case .delayed(let delay, let next):
             try? await Task.sleep(for: delay)
+            return await encode(next, id: id, newGeneration: newGeneration, wrap: wrap, taskID: taskID)
+        case .longTask(let duration, let next):
+            try? await Task.sleep(for: duration)
             return await encode(next, id: id, newGeneration: newGeneration, wrap: wrap, taskID: taskID)
         case .raw(let response):
             return response

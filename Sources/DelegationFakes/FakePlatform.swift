@@ -38,7 +38,12 @@ public final class FakePlatform: Sendable {
         var listOverride: LoopbackResponse?
         /// Endpoints that answer this status instead of working.
         var failures: [Endpoint: Int] = [:]
+        /// Endpoints that accept the request and never answer (a hung platform).
+        var hanging: Set<Endpoint> = []
     }
+
+    /// The platform's list shows only its newest rows (`SELECT … ORDER BY created_at DESC LIMIT 50`).
+    public static let listWindow = 50
 
     public let workspaceID: String
     public let token: String?
@@ -81,6 +86,24 @@ public final class FakePlatform: Sendable {
         state.withLock { state in
             for endpoint in endpoints { state.failures[endpoint] = status }
         }
+    }
+
+    /// Other agents' activity: `count` rows at the top of the list (each as a `record` call adds one),
+    /// pushing older rows towards the end of the 50-row window.
+    public func simulateActivity(_ count: Int) {
+        let rows: [JSONValue] = (0..<count).map { _ in
+            [
+                "id": .string(UUID().uuidString.lowercased()), "type": "delegation", "source_id": "another-agent",
+                "target_id": "somewhere", "summary": "someone else's task", "status": "dispatched",
+                "created_at": .string(Timestamp.string(from: Date())),
+            ]
+        }
+        state.withLock { $0.listRows.insert(contentsOf: rows, at: 0) }
+    }
+
+    /// Makes `endpoints` hold every request without answering (nil or empty: answer again).
+    public func hang(_ endpoints: Set<Endpoint>) {
+        state.withLock { $0.hanging = endpoints }
     }
 
     /// The platform's drain finished a queued delegation: it shows up in the list.
@@ -144,6 +167,7 @@ public final class FakePlatform: Sendable {
                 return json(400, ["error": "X-Workspace-ID header is required"])
             }
             guard authorized else { return json(401, ["error": "missing workspace auth token"]) }
+            if snapshot.hanging.contains(.discovery) { return LoopbackResponse(status: 503, delay: .seconds(3600)) }
             if let failure = snapshot.failures[.discovery] { return json(failure, ["error": "workspace not available", "status": "degraded"]) }
             switch snapshot.discovery[segments[2]] {
             case .url(let url)?: return json(200, ["id": .string(segments[2]), "url": .string(url), "name": "peer"])
@@ -167,6 +191,9 @@ public final class FakePlatform: Sendable {
             case ("POST", "notify", _): .notify
             default: nil
             }
+        if let endpoint, snapshot.hanging.contains(endpoint) {
+            return LoopbackResponse(status: 503, delay: .seconds(3600))
+        }
         if let endpoint, let failure = snapshot.failures[endpoint] {
             return json(failure, ["error": "platform unavailable"])
         }
@@ -178,6 +205,14 @@ public final class FakePlatform: Sendable {
                 body["task"]?.stringValue != nil,
                 let delegation = body["delegation_id"]?.stringValue, !delegation.isEmpty
             else { return json(400, ["error": "invalid request body"]) }
+            // Every record is an activity row of its own, newest first: it pushes older rows (a queued
+            // delegation's outcome among them) towards the end of the 50-row window.
+            let row: JSONValue = [
+                "id": .string(UUID().uuidString.lowercased()), "type": "delegation", "source_id": .string(workspaceID),
+                "target_id": .string(target), "summary": "delegated task", "status": "dispatched",
+                "created_at": .string(Timestamp.string(from: Date())), "delegation_id": .string(delegation),
+            ]
+            state.withLock { $0.listRows.insert(row, at: 0) }
             return json(202, ["delegation_id": .string(delegation), "status": "recorded"])
 
         case ("POST", let parts) where parts.count == 3 && parts[0] == "delegations" && parts[2] == "update":
@@ -192,7 +227,7 @@ public final class FakePlatform: Sendable {
 
         case ("GET", ["delegations"]):
             if let override = snapshot.listOverride { return override }
-            return json(200, .array(Array(snapshot.listRows.prefix(50))))
+            return json(200, .array(Array(snapshot.listRows.prefix(Self.listWindow))))
 
         case ("POST", ["notify"]):
             guard let message = body?["message"]?.stringValue, !message.isEmpty else {

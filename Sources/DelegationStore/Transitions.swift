@@ -23,7 +23,7 @@ public enum Transitions {
         let limit: Int64 = 100 * 365 * 86_400
         let (seconds, attoseconds) = duration.components
         let clamped = min(max(seconds, -limit), limit)
-        let milliseconds = clamped * 1000 + (abs(seconds) < limit ? attoseconds / 1_000_000_000_000_000 : 0)
+        let milliseconds = clamped * 1000 + (seconds > -limit && seconds < limit ? attoseconds / 1_000_000_000_000_000 : 0)
         return "+\(Double(milliseconds) / 1000) seconds"
     }
 

@@ -22,6 +22,11 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .customLong("stuck-outbox"), help: "An undelivered mirror call older than this is stuck (default 1h).")
     var stuckOutbox: AgeArgument = AgeArgument(argument: "1h")!
 
+    @Option(
+        name: .customLong("queued-timeout"),
+        help: "The workers' --queued-timeout (env DELEGATION_QUEUED_TIMEOUT in seconds; default 1h): queued rows older than half of it are reported.")
+    var queuedTimeout: AgeArgument?
+
     struct Finding: Sendable {
         var name: String
         var ok: Bool
@@ -32,10 +37,25 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         let staleBefore = Timestamp.string(from: Date().addingTimeInterval(-staleLease.seconds))
         let stuckBefore = Timestamp.string(from: Date().addingTimeInterval(-stuckOutbox.seconds))
+        let timeout = try queuedTimeoutSeconds()
+        let queuedBefore = Timestamp.string(from: Date().addingTimeInterval(-timeout / 2))
         try await Admin.run(options) { store in
-            let findings = try await store.read("checking the database") { database in
+            var findings = try await store.read("checking the database") { database in
                 try Self.findings(database, staleBefore: staleBefore, stuckBefore: stuckBefore)
             }
+            let old = try await store.read("checking queued delegations") { database in
+                try database.query(
+                    """
+                    SELECT id, coalesce(accepted_at, updated_at) FROM delegations
+                    WHERE status = 'queued' AND coalesce(accepted_at, updated_at) < ? ORDER BY 2 LIMIT 1000
+                    """, queuedBefore)
+            }
+            findings.append(Finding(
+                name: "queued_age", ok: old.isEmpty,
+                detail: old.isEmpty
+                    ? "no delegation queued at the platform since before \(queuedBefore) (half the queued deadline)"
+                    : "\(old.count) delegation(s) queued since before \(queuedBefore), over half the queued deadline: is the platform's list showing their outcome?",
+                examples: old.prefix(5).map { "\($0[0].string ?? "") queued at \($0[1].string ?? "")" }))
             let ok = findings.allSatisfy(\.ok)
             let json: JSONValue = [
                 "ok": .bool(ok),
@@ -50,6 +70,16 @@ struct CheckCommand: AsyncParsableCommand {
                 maximumWidth: 120) + (ok ? "all checks passed" : "problems found")
             return Report(json: json, text: text, failed: !ok)
         }
+    }
+
+    /// `--queued-timeout`, else `DELEGATION_QUEUED_TIMEOUT` (seconds, as the worker reads it), else one hour.
+    func queuedTimeoutSeconds() throws -> Double {
+        if let queuedTimeout { return queuedTimeout.seconds }
+        guard let text = ProcessInfo.processInfo.environment["DELEGATION_QUEUED_TIMEOUT"], !text.isEmpty else { return 3600 }
+        guard let seconds = Double(text), seconds.isFinite, seconds > 0, seconds <= 10 * 365 * 86400 else {
+            throw ValidationError("DELEGATION_QUEUED_TIMEOUT must be a positive number of seconds, not '\(text)'")
+        }
+        return seconds
     }
 
     static func findings(_ database: Database, staleBefore: String, stuckBefore: String) throws -> [Finding] {
@@ -117,21 +147,27 @@ struct CheckCommand: AsyncParsableCommand {
 
         let leases = try database.queryFirst(
             """
-            SELECT count(*) FILTER (WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_expires_at IS NULL)),
+            SELECT count(*) FILTER (WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_expires_at IS NULL)
+                                      AND remote_task_id IS NULL),
                    count(*) FILTER (WHERE status <> 'in_progress' AND (lease_owner IS NOT NULL OR lease_expires_at IS NOT NULL)),
-                   count(*) FILTER (WHERE status = 'in_progress' AND lease_expires_at < ?)
+                   count(*) FILTER (WHERE status = 'in_progress' AND (lease_expires_at < ?1 OR (lease_owner IS NULL AND next_run_at < ?1)))
             FROM delegations WHERE status = 'in_progress' OR lease_owner IS NOT NULL OR lease_expires_at IS NOT NULL
             """, staleBefore)
         let (ownerless, stray, stale) = (leases?[0].int ?? 0, leases?[1].int ?? 0, leases?[2].int ?? 0)
         findings.append(Finding(
             name: "leases", ok: ownerless == 0 && stray == 0,
-            detail: "\(ownerless) in_progress without a lease, \(stray) lease(s) on rows not in progress"))
+            detail: "\(ownerless) in_progress without a lease or a peer task to follow, \(stray) lease(s) on rows not in progress"))
         let staleRows = try database.query(
-            "SELECT id, lease_owner, lease_expires_at FROM delegations WHERE status = 'in_progress' AND lease_expires_at < ? LIMIT 5",
-            staleBefore)
+            """
+            SELECT id, coalesce(lease_owner, 'nobody (a followed task due for a poll)'), coalesce(lease_expires_at, next_run_at)
+            FROM delegations WHERE status = 'in_progress' AND (lease_expires_at < ?1 OR (lease_owner IS NULL AND next_run_at < ?1))
+            LIMIT 5
+            """, staleBefore)
         findings.append(Finding(
             name: "stale_leases", ok: stale == 0,
-            detail: stale == 0 ? "no lease expired before \(staleBefore)" : "\(stale) lease(s) expired before \(staleBefore): is any worker running?",
+            detail: stale == 0
+                ? "no lease expired, and no followed task due for a poll, before \(staleBefore)"
+                : "\(stale) lease(s) expired or poll(s) overdue since before \(staleBefore): is any worker running?",
             examples: staleRows.map { "\($0[0].string ?? "") held by \($0[1].string ?? "") until \($0[2].string ?? "")" }))
 
         let finishedAt = try database.queryFirst(

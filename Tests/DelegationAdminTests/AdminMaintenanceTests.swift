@@ -106,6 +106,25 @@ import Testing
         _ = finished
     }
 
+    @Test func checkReportsQueuedRowsOlderThanHalfTheQueuedDeadline() async throws {
+        var fixture = try await Fixture()
+        let id = try await fixture.make("q", .queued)
+        fixture.deliverOutbox()
+        let admin = Admin(path: fixture.path)
+        let fresh = try await admin("check", "--json", "--queued-timeout", "1h")
+        #expect(fresh.status == 0, "\(fresh.stdout)")
+        // Accepted 40 minutes ago: past half of a one-hour deadline.
+        RawConnection(fixture.path).run(
+            "UPDATE delegations SET accepted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-40 minutes') WHERE id = ?", id)
+        let old = try await admin("check", "--json", "--queued-timeout", "1h")
+        #expect(old.status == 1)
+        let finding = old.json?["checks"]?.arrayValue?.first { $0["name"] == "queued_age" }
+        #expect(finding?["ok"] == .bool(false) && finding?["examples"]?[0]?.stringValue?.contains(id) == true, "\(old.stdout)")
+        // The workers' environment variable, in seconds, sets the same deadline.
+        let longer = try await admin.run(["check", "--json"], environment: ["DELEGATION_QUEUED_TIMEOUT": "7200"])
+        #expect(longer.status == 0, "40 minutes is under half of two hours: \(longer.stdout)")
+    }
+
     @Test func statsCountsLeasesAttemptsAndTheMirrorBacklog() async throws {
         var fixture = try await Fixture()
         try await fixture.make("a", .completed)

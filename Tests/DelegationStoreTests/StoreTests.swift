@@ -213,6 +213,28 @@ import Testing
         await store.close()
     }
 
+    @Test func aFollowedTaskPolledAThousandTimesKeepsItsHistoryShort() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "an hour of work")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w1", limit: 1, lease: .seconds(30))
+        try await store.handOver(
+            id: id, worker: "w1", remoteTaskID: "peer-task", peerURL: "http://peer", state: "submitted", nextPoll: .zero,
+            steps: [.init("a2a.handover", "the peer runs it")])
+        let afterHandOver = try await store.events(delegationID: id).count
+        for poll in 0..<1_000 {
+            let claimed = try await store.claim(worker: "w\(poll % 3)", limit: 1, lease: .seconds(30))
+            try #require(claimed.map(\.id) == [id], "poll \(poll): a parked row is due for its poll")
+            try #require(claimed[0].attempts == 1 && claimed[0].takeovers == 0)
+            try await store.park(id: id, worker: "w\(poll % 3)", after: .answered(state: "working"), nextPoll: .zero)
+        }
+        let row = try #require(try await store.delegation(id: id))
+        #expect(row.polls == 1_000 && row.lastPolledAt != nil && row.status == .inProgress && row.leaseOwner == nil)
+        #expect(try await store.events(delegationID: id).count == afterHandOver, "a poll that changes nothing writes no event")
+        #expect(try await store.events(delegationID: id).allSatisfy { $0.kind != "lease" }, "a poll is not a take-over")
+        await store.close()
+    }
+
     @Test func queuedRowsResolveOnce() async throws {
         let directory = TemporaryDirectory()
         let store = try makeStore(directory)

@@ -18,16 +18,20 @@ final class Scenario: Sendable {
 
     var databasePath: String { directory.file("delegations.db") }
 
-    init() async throws {
+    init(busyTimeout: Duration = .seconds(10)) async throws {
         try await platform.start()
         store = try DelegationStore(
-            StoreConfiguration(path: directory.file("delegations.db"), sourceWorkspaceID: Scenario.selfID), logger: quietLogger)
+            StoreConfiguration(path: directory.file("delegations.db"), busyTimeout: busyTimeout, sourceWorkspaceID: Scenario.selfID),
+            logger: quietLogger)
     }
 
     /// Starts a peer and registers it for `workspace` with the platform's discovery.
     @discardableResult
-    func peer(_ workspace: String, dialect: FakePeer.Dialect = .v03, _ behavior: @escaping FakePeer.Behavior) async throws -> FakePeer {
-        let peer = FakePeer(dialect: dialect, behavior: behavior)
+    func peer(
+        _ workspace: String, dialect: FakePeer.Dialect = .v03, honoursNonBlocking: Bool = true,
+        _ behavior: @escaping FakePeer.Behavior
+    ) async throws -> FakePeer {
+        let peer = FakePeer(dialect: dialect, honoursNonBlocking: honoursNonBlocking, behavior: behavior)
         try await peer.start()
         peers.add(peer)
         platform.register(workspace, .url(peer.url))

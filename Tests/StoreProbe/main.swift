@@ -8,6 +8,8 @@ import Foundation
 ///                                            nothing is left, printing each id claimed
 ///   store-probe churn DB WORKER ROUNDS       delegate, claim and complete ROUNDS times; print "ok N" or the error
 ///   store-probe hold DB                      BEGIN IMMEDIATE, claim every pending row, print "holding", never commit
+///   store-probe lock DB SECONDS              BEGIN IMMEDIATE, print "holding", keep the write lock SECONDS,
+///                                            ROLLBACK, print "released" (an operator's open transaction)
 let arguments = CommandLine.arguments
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("store-probe: \(message)\n".utf8))
@@ -68,6 +70,22 @@ case "hold":
     }
     say("holding")
     while true { sleep(60) }
+
+case "lock":
+    guard arguments.count == 4, let seconds = Double(arguments[3]), seconds.isFinite, seconds >= 0, seconds < 3600 else {
+        fail("usage: lock DB SECONDS")
+    }
+    var handle: OpaquePointer?
+    guard sqlite3_open(path, &handle) == SQLITE_OK else { fail("cannot open \(path)") }
+    sqlite3_busy_timeout(handle, 30_000)
+    guard sqlite3_exec(handle, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK else {
+        fail(String(cString: sqlite3_errmsg(handle)))
+    }
+    say("holding")
+    usleep(useconds_t(seconds * 1_000_000))
+    sqlite3_exec(handle, "ROLLBACK", nil, nil, nil)
+    sqlite3_close(handle)
+    say("released")
 
 default:
     fail("unknown command \(arguments[1])")

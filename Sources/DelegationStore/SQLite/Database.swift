@@ -89,7 +89,17 @@ public final class Database {
             statementCache[sql] = statement
         }
         try statement.bind(arguments)
+        lastStatement = statement
         return statement
+    }
+
+    private var lastStatement: Statement?
+
+    /// Virtual-machine steps the last statement run took (and resets the count): how much it read,
+    /// for tests that a query's cost does not grow with rows it does not return.
+    var lastStatementSteps: Int {
+        guard let handle = lastStatement?.handle else { return 0 }
+        return Int(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_VM_STEP, 1))
     }
 
     /// Runs one statement; returns the number of rows it changed.

@@ -1,0 +1,96 @@
+@testable import DelegationStore
+import Foundation
+import TestSupport
+import Testing
+
+/// A database made by an earlier build upgrades in place with its history intact, and the mirror's
+/// waiting calls leave the due index (migration 0004).
+@Suite struct UpgradeTests {
+    /// `Tests/Fixtures/main-f131009.sqlite`: made by main at f131009 (schema 3) with the demo's six settled
+    /// delegations plus rows pending, in progress, queued, cancelled, an old-style follow-up, and mirror
+    /// calls undelivered and waiting behind an earlier one.
+    static let fixture = packageRoot.appendingPathComponent("Tests/Fixtures/main-f131009.sqlite").path
+
+    @Test func aDatabaseMadeByTheLastReleaseUpgradesWithItsHistoryIntact() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("upgraded.db")
+        try FileManager.default.copyItem(atPath: Self.fixture, toPath: path)
+        let before = RawConnection(path)
+        let rows = before.column("SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id")
+        let events = before.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id")
+        let outbox = before.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id")
+        #expect(before.value("SELECT max(version) FROM schema_migrations") == "3")
+        #expect(rows.count == 12 && events.count > 50)
+
+        let store = try DelegationStore(StoreConfiguration(path: path))
+        let after = RawConnection(path)
+        #expect(after.value("SELECT max(version) FROM schema_migrations") == String(Migration.all.last!.version))
+        #expect(after.column("SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id") == rows)
+        #expect(after.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id") == events, "every event kept")
+        #expect(after.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id") == outbox)
+        #expect(after.column("PRAGMA foreign_key_check").isEmpty)
+        #expect(after.value("PRAGMA integrity_check") == "ok")
+
+        // The queued row and the old follow-up know when they were accepted (their deadlines count from it).
+        #expect(after.value("SELECT count(*) FROM delegations WHERE (status = 'queued' OR remote_task_id IS NOT NULL) AND accepted_at IS NULL") == "0")
+        // update and notify of the cancelled row wait behind its undelivered record, outside the due index.
+        let waiting = after.column("SELECT kind FROM platform_outbox WHERE next_attempt_at = '9999-12-31T23:59:59.999Z' ORDER BY id")
+        #expect(waiting == ["update", "notify"])
+
+        // The state machine still holds on the upgraded file.
+        let completed = try #require(after.value("SELECT id FROM delegations WHERE status = 'completed' LIMIT 1"))
+        #expect(after.run("UPDATE delegations SET status = 'pending' WHERE id = ?", completed).message.contains("completed is final"))
+        #expect(after.run("DELETE FROM delegation_events WHERE delegation_id = ?", completed).message.contains("append-only"))
+
+        // And the rows in flight carry on: the expired old follow-up and the in-progress row are claimable.
+        let claimed = try await store.claim(worker: "new-worker", limit: 10, lease: .seconds(30))
+        #expect(claimed.contains { $0.remoteTaskID == "peer-task-2" && $0.attempts == 1 }, "an old follow-up is polled, not resent")
+        #expect(claimed.contains { $0.remoteTaskID == "peer-task-4" && $0.attempts == 1 })
+        await store.close()
+    }
+
+    @Test func mirrorCallsThatWaitAreOutOfTheDueIndexUntilTheEarlierOneIsDone() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        try await store.complete(id: id, worker: "w", result: "done")
+        let raw = RawConnection(directory.file("delegations.db"))
+        #expect(raw.column("SELECT kind || ':' || (next_attempt_at = '9999-12-31T23:59:59.999Z') FROM platform_outbox ORDER BY id")
+            == ["record:0", "update:1", "notify:1"])
+
+        let first = try await store.write("claim") { try Outbox.claim($0, worker: "m", limit: 10, lease: .seconds(30)) }
+        #expect(first.map(\.kind) == [.record], "only the head of the delegation's calls is due")
+        #expect(try await store.write("claim") { try Outbox.claim($0, worker: "m", limit: 10, lease: .seconds(30)) }.isEmpty,
+                "a leased call is not due again until its lease expires")
+        try await store.write("deliver") { try Outbox.delivered($0, item: first[0], worker: "m", status: 202) }
+        let second = try await store.write("claim") { try Outbox.claim($0, worker: "m", limit: 10, lease: .seconds(30)) }
+        #expect(second.map(\.kind) == [.update], "delivering the record let the update go")
+        try await store.write("refuse") { try Outbox.dead($0, item: second[0], worker: "m", error: "HTTP 400") }
+        let third = try await store.write("claim") { try Outbox.claim($0, worker: "m", limit: 10, lease: .seconds(30)) }
+        #expect(third.map(\.kind) == [.notify], "a refused call lets the next one go too")
+        await store.close()
+    }
+
+    @Test func claimingTheOutboxReadsOnlyWhatItReturns() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        // 2,000 delegations whose record failed (retry later) and whose update and notify wait behind it.
+        try await store.write("seed") { database in
+            for index in 0..<2_000 {
+                let id = try Transitions.enqueue(database, workspaceID: "ws", task: "t\(index)", sourceWorkspaceID: nil, maxAttempts: nil).id
+                _ = try database.execute("UPDATE delegations SET status = 'in_progress', lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE id = ?", id)
+                _ = try database.execute("UPDATE platform_outbox SET next_attempt_at = '2999-01-01T00:00:00.000Z' WHERE delegation_id = ?", id)
+                _ = try database.execute("UPDATE delegations SET status = 'failed', error = 'x' WHERE id = ?", id)
+            }
+        }
+        let steps = try await store.write("claim") { database -> Int in
+            _ = database.lastStatementSteps
+            _ = try Outbox.claim(database, worker: "m", limit: 64, lease: .seconds(30))
+            return database.lastStatementSteps
+        }
+        print("outbox claim VM steps with 6,000 calls waiting:", steps)
+        #expect(steps < 500, "the claim visited \(steps) rows with 6,000 calls waiting; it should visit only due ones")
+        await store.close()
+    }
+}
