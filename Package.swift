@@ -126,7 +126,7 @@ let package = Package(
             name: "FaultTests",
             dependencies: [
                 "DelegationStore", "DelegationWorker", "DelegationFakes", "CSQLite", "TestSupport",
-                "delegation-admin", "delegation-worker", "delegation-chaos",
+                "delegation-admin", "delegation-worker", "delegation-chaos", "store-probe",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

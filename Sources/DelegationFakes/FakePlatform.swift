@@ -47,15 +47,18 @@ public final class FakePlatform: Sendable {
 
     public let workspaceID: String
     public let token: String?
+    /// How many of the newest rows the list answers with (the real platform's 50 unless a run says otherwise).
+    public let listWindow: Int
     private let state = Mutex(State())
     private let server: Mutex<LoopbackHTTPServer?> = Mutex(nil)
     private let boundPort = Mutex(0)
 
     public var baseURL: String { "http://127.0.0.1:\(boundPort.withLock { $0 })" }
 
-    public init(workspaceID: String, token: String? = nil) {
+    public init(workspaceID: String, token: String? = nil, listWindow: Int = FakePlatform.listWindow) {
         self.workspaceID = workspaceID
         self.token = token
+        self.listWindow = listWindow
     }
 
     /// Starts (or restarts, on the same port) serving.
@@ -227,7 +230,7 @@ public final class FakePlatform: Sendable {
 
         case ("GET", ["delegations"]):
             if let override = snapshot.listOverride { return override }
-            return json(200, .array(Array(snapshot.listRows.prefix(Self.listWindow))))
+            return json(200, .array(Array(snapshot.listRows.prefix(listWindow))))
 
         case ("POST", ["notify"]):
             guard let message = body?["message"]?.stringValue, !message.isEmpty else {

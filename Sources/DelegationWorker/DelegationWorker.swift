@@ -326,8 +326,10 @@ public final class DelegationWorker: Service, Sendable {
     private func checkQueued() async {
         var failures = 0
         while true {
+            // Backing off from a platform that failed, but not for long: outcomes slide off its 50-row list.
             let wait = failures == 0
-                ? configuration.pollInterval : min(configuration.pollInterval * (1 << min(failures, 6)), .seconds(300))
+                ? configuration.pollInterval
+                : min(configuration.pollInterval * (1 << min(failures, 6)), max(configuration.pollInterval, .seconds(30)))
             if await sleep(for: wait, unless: draining) { return }
             guard let queued = try? await store.read("listing queued delegations", { try Transitions.queuedIDs($0) }),
                 !queued.isEmpty

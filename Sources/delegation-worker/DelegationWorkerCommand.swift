@@ -104,7 +104,7 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
         }
         let store: DelegationStore
         do {
-            store = try DelegationStore(storeConfiguration(configuration), logger: logger)
+            store = try DelegationStore(try storeConfiguration(configuration), logger: logger)
         } catch {
             FileHandle.standardError.write(Data("delegation-worker: \(error)\n".utf8))
             throw ExitCode(1)
@@ -119,10 +119,13 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
         await store.close()
     }
 
-    func storeConfiguration(_ configuration: WorkerConfiguration) -> StoreConfiguration {
-        StoreConfiguration(
-            path: configuration.databasePath, durability: configuration.durability,
-            sourceWorkspaceID: configuration.workspaceID.isEmpty ? nil : configuration.workspaceID)
+    /// The store's own environment (`DELEGATION_BUSY_TIMEOUT_MS`, …) under the worker's flags.
+    func storeConfiguration(_ configuration: WorkerConfiguration) throws -> StoreConfiguration {
+        var store = try StoreConfiguration.fromEnvironment()
+        store.path = configuration.databasePath
+        store.durability = configuration.durability
+        store.sourceWorkspaceID = configuration.workspaceID.isEmpty ? nil : configuration.workspaceID
+        return store
     }
 
     /// Flags first, then the seed's environment variables, then defaults.

@@ -5,25 +5,35 @@ import Logging
 import Synchronization
 
 // delegation-chaos: several real `delegation-worker` processes on one database, a loopback peer and
-// platform, delegations enqueued while a killer SIGKILLs a random worker every ~200 ms and restarts
-// it. At the end every promise the queue makes is checked and the figures printed; exit 1 if one broke.
+// platform, delegations enqueued while faults are injected at random: SIGKILLs of a random worker
+// (restarted under a new name), platform outages (the fake platform stops, then starts again on the
+// same port), another process holding the database's write lock past the workers' busy timeout, and a
+// peer that hangs past the request timeout. At the end every promise the queue makes is checked and
+// the figures printed; exit 1 if one broke.
 //
-//   swift run -c release delegation-chaos --delegations 10000 --kills 50      (scripts/chaos.sh)
-//   delegation-chaos --delegations 500 --kills 10                              (the short form in swift test)
+//   swift run -c release delegation-chaos --delegations 10000 --kills 50 --outages 3 --locks 5   (scripts/chaos.sh)
+//   delegation-chaos --delegations 500 --kills 10 --outages 1 --locks 1                          (the short form in swift test)
 
 struct Options {
     var delegations = 10_000
     var kills = 50
+    var outages = 0
+    var locks = 0
+    var hangs = true
     var workers = 4
     var concurrency = 8
     var killInterval = 0.2
+    var outageSeconds = 10.0
+    var lockSeconds = 2.5
     var lease = 5.0
     var timeout = 900.0
     var directory: String?
 
     static let usage = """
-        usage: delegation-chaos [--delegations M] [--kills K] [--workers N] [--concurrency C]
-                                [--kill-interval SECONDS] [--lease SECONDS] [--timeout SECONDS] [--dir PATH]
+        usage: delegation-chaos [--delegations M] [--kills K] [--outages O] [--locks L] [--no-hangs]
+                                [--workers N] [--concurrency C] [--kill-interval SECONDS]
+                                [--outage-seconds SECONDS] [--lock-seconds SECONDS] [--lease SECONDS]
+                                [--timeout SECONDS] [--dir PATH]
         """
 
     static func parse(_ arguments: [String]) -> Options {
@@ -35,16 +45,23 @@ struct Options {
             return arguments[index]
         }
         func number(_ text: String, _ name: String) -> Double {
-            guard let number = Double(text), number >= 0, number.isFinite else { fail("\(name) must be a number ≥ 0, not \(text)") }
+            guard let number = Double(text), number >= 0, number.isFinite, number < 1e9 else {
+                fail("\(name) must be a number ≥ 0, not \(text)")
+            }
             return number
         }
         while index < arguments.count {
             switch arguments[index] {
             case "--delegations": options.delegations = Int(number(value(), "--delegations"))
             case "--kills": options.kills = Int(number(value(), "--kills"))
+            case "--outages": options.outages = Int(number(value(), "--outages"))
+            case "--locks": options.locks = Int(number(value(), "--locks"))
+            case "--no-hangs": options.hangs = false
             case "--workers": options.workers = max(1, Int(number(value(), "--workers")))
             case "--concurrency": options.concurrency = max(1, Int(number(value(), "--concurrency")))
             case "--kill-interval": options.killInterval = number(value(), "--kill-interval")
+            case "--outage-seconds": options.outageSeconds = number(value(), "--outage-seconds")
+            case "--lock-seconds": options.lockSeconds = number(value(), "--lock-seconds")
             case "--timeout": options.timeout = number(value(), "--timeout")
             case "--lease": options.lease = max(1, number(value(), "--lease"))
             case "--dir": options.directory = value()
@@ -66,15 +83,18 @@ func fail(_ message: String) -> Never {
 
 /// What the peer does with a delegation, decided by its id so the expected end state is known.
 enum Fate: CaseIterable {
-    case completes, busyOnceThenCompletes, queuedThenCompleted, refusedByJSONRPC, serverErrorEveryTime
+    case completes, busyOnceThenCompletes, queuedThenCompleted, longTask, hangsOnceThenCompletes,
+         refusedByJSONRPC, serverErrorEveryTime
 
-    init(_ delegationID: String) {
+    init(_ delegationID: String, hangs: Bool) {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in delegationID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         switch hash % 100 {
-        case 0..<70: self = .completes
-        case 70..<80: self = .busyOnceThenCompletes
-        case 80..<90: self = .queuedThenCompleted
+        case 0..<60: self = .completes
+        case 60..<70: self = .busyOnceThenCompletes
+        case 70..<80: self = .queuedThenCompleted
+        case 80..<85: self = .longTask
+        case 85..<90: self = hangs ? .hangsOnceThenCompletes : .completes
         case 90..<95: self = .refusedByJSONRPC
         default: self = .serverErrorEveryTime
         }
@@ -82,15 +102,15 @@ enum Fate: CaseIterable {
 
     var expectedStatus: String {
         switch self {
-        case .completes, .busyOnceThenCompletes, .queuedThenCompleted: "completed"
+        case .completes, .busyOnceThenCompletes, .queuedThenCompleted, .longTask, .hangsOnceThenCompletes: "completed"
         case .refusedByJSONRPC, .serverErrorEveryTime: "failed"
         }
     }
 
-    /// Sends the peer should see without any crash.
+    /// Sends the peer should see without any fault of ours.
     func expectedSends(retryAttempts: Int) -> Int {
         switch self {
-        case .busyOnceThenCompletes: 2
+        case .busyOnceThenCompletes, .hangsOnceThenCompletes: 2
         case .serverErrorEveryTime: retryAttempts
         default: 1
         }
@@ -102,10 +122,11 @@ final class WorkerProcess: @unchecked Sendable {
     let process = Process()
     let name: String
 
-    init(binary: String, arguments: [String], name: String, log: String) throws {
+    init(binary: String, arguments: [String], name: String, log: String, environment: [String: String] = [:]) throws {
         self.name = name
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments + ["--worker-id", name]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
@@ -128,7 +149,11 @@ final class WorkerProcess: @unchecked Sendable {
 
 @main
 struct Chaos {
-    static let retryAttempts = 3
+    /// Enough attempts, with a backoff that starts at a sixth of an outage, to ride out the platform
+    /// refusing discovery for that long without spending them all (the window is 15 × the first delay).
+    static let retryAttempts = 5
+    static let requestTimeout = 2.0
+    static let busyTimeoutMilliseconds = 500
 
     static func main() async {
         let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
@@ -143,18 +168,23 @@ struct Chaos {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let workerBinary = here.appendingPathComponent("delegation-worker").path
         let adminBinary = here.appendingPathComponent("delegation-admin").path
-        for binary in [workerBinary, adminBinary] where !FileManager.default.isExecutableFile(atPath: binary) {
+        let probeBinary = here.appendingPathComponent("store-probe").path
+        for binary in [workerBinary, adminBinary, probeBinary] where !FileManager.default.isExecutableFile(atPath: binary) {
             fail("\(binary) is missing: build the package first (swift build)")
         }
         let directory = options.directory ?? (NSTemporaryDirectory() + "delegation-chaos-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let database = directory + "/chaos.db"
-        print("chaos: \(options.delegations) delegations, \(options.workers) workers × concurrency \(options.concurrency), \(options.kills) kills every ~\(options.killInterval) s; files in \(directory)")
+        print("chaos: \(options.delegations) delegations, \(options.workers) workers × concurrency \(options.concurrency); faults: \(options.kills) kills, \(options.outages) platform outages of \(options.outageSeconds) s, \(options.locks) write locks held \(options.lockSeconds) s, peer hangs \(options.hangs ? "on" : "off"); files in \(directory)")
 
         // The loopback platform and one peer whose behaviour per delegation is fixed by its id.
-        let platform = FakePlatform(workspaceID: "chaos-agent", token: "chaos-token")
+        // The list shows every row here (not the real platform's newest 50): this run measures faults, not
+        // the window, whose loss of outcomes is tested on its own (FaultModelTests).
+        let platform = FakePlatform(workspaceID: "chaos-agent", token: "chaos-token", listWindow: 1_000_000)
         try await platform.start()
         let sends = Mutex<[String: Int]>([:])
+        let hung = Mutex(0)
+        let hangs = options.hangs
         let peer = FakePeer(dialect: .v03) { received in
             let id = received.delegationID ?? ""
             let count = sends.withLock { sends -> Int in
@@ -162,7 +192,15 @@ struct Chaos {
                 return sends[id]!
             }
             let delay = Duration.milliseconds(Int.random(in: 0...200))
-            switch Fate(id) {
+            switch Fate(id, hangs: hangs) {
+            case .longTask:
+                return .longTask(.milliseconds(Int.random(in: 500...1500)), then: .completed("done after a while"))
+            case .hangsOnceThenCompletes:
+                if count == 1 {
+                    hung.withLock { $0 += 1 }
+                    return .delayed(.seconds(requestTimeout * 2), .completed("too late"))
+                }
+                return .delayed(delay, .completed("done after a hang"))
             case .completes:
                 return .delayed(delay, .completed("done \(id.prefix(8))"))
             case .busyOnceThenCompletes:
@@ -184,7 +222,9 @@ struct Chaos {
 
         let arguments = [
             "--db", database, "--platform-url", platform.baseURL, "--workspace-id", "chaos-agent", "--token", "chaos-token",
-            "--retry-attempts", String(retryAttempts), "--retry-delay", "0.05", "--poll-interval", "0.2", "--lease", String(options.lease),
+            "--retry-attempts", String(retryAttempts), "--retry-delay", String(options.outages > 0 ? max(0.05, options.outageSeconds / 6) : 0.05),
+            "--poll-interval", "0.2", "--lease", String(options.lease),
+            "--timeout", String(requestTimeout), "--max-takeovers", "5",
             "--concurrency", String(options.concurrency), "--shutdown-grace", "1", "--log-level", "error",
         ]
         // The schema exists before the workers race to create it.
@@ -195,7 +235,8 @@ struct Chaos {
         func start(_ slot: Int) throws -> WorkerProcess {
             generation += 1
             return try WorkerProcess(
-                binary: workerBinary, arguments: arguments, name: "chaos-w\(slot)-g\(generation)", log: directory + "/worker-\(slot).log")
+                binary: workerBinary, arguments: arguments, name: "chaos-w\(slot)-g\(generation)", log: directory + "/worker-\(slot).log",
+                environment: ["DELEGATION_BUSY_TIMEOUT_MS": String(busyTimeoutMilliseconds)])
         }
         var workers = try (0..<options.workers).map { try start($0) }
         let started = Date()
@@ -213,17 +254,40 @@ struct Chaos {
                 }
             }
         }
-        var kills = 0
-        while kills < options.kills {
+        // The faults, in a random order, one at a time, ~killInterval apart.
+        enum Fault { case kill, outage, lock }
+        let faults = (Array(repeating: Fault.kill, count: options.kills) + Array(repeating: .outage, count: options.outages)
+            + Array(repeating: .lock, count: options.locks)).shuffled()
+        var kills = 0, outages = 0, locks = 0
+        for fault in faults {
             try await Task.sleep(for: .milliseconds(Int(options.killInterval * 1000 * Double.random(in: 0.75...1.25))))
-            let slot = Int.random(in: 0..<workers.count)
-            workers[slot].signal(SIGKILL)
-            _ = await workers[slot].waitForExit(timeout: 10)
-            kills += 1
-            workers[slot] = try start(slot)
+            switch fault {
+            case .kill:
+                let slot = Int.random(in: 0..<workers.count)
+                workers[slot].signal(SIGKILL)
+                _ = await workers[slot].waitForExit(timeout: 10)
+                kills += 1
+                workers[slot] = try start(slot)
+            case .outage:
+                // Connections are refused meanwhile: discovery, mirror calls and the list all fail.
+                await platform.stop()
+                try await Task.sleep(for: .milliseconds(Int(options.outageSeconds * 1000)))
+                try await platform.start()
+                outages += 1
+            case .lock:
+                // Another process (an operator's sqlite3, a backup) holds the write lock past the busy timeout.
+                let probe = Process()
+                probe.executableURL = URL(fileURLWithPath: probeBinary)
+                probe.arguments = ["lock", database, String(options.lockSeconds)]
+                probe.standardOutput = FileHandle.nullDevice
+                try probe.run()
+                while probe.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+                if probe.terminationStatus == 0 { locks += 1 }
+            }
         }
         await enqueue.value
-        print(String(format: "chaos: %d kills done after %.1f s; waiting for the queue to drain", kills, Date().timeIntervalSince(started)))
+        print(String(format: "chaos: %d kills, %d outages, %d held locks done after %.1f s; waiting for the queue to drain",
+                     kills, outages, locks, Date().timeIntervalSince(started)))
 
         // Drained: nothing live, nothing left to mirror.
         let deadline = Date().addingTimeInterval(options.timeout)
@@ -252,7 +316,7 @@ struct Chaos {
         if rows.count != options.delegations { problems.append("\(rows.count) rows, expected \(options.delegations) (lost or duplicated)") }
         let live = rows.filter { !["completed", "failed", "cancelled"].contains($0.1) }.count
         if live > 0 { problems.append("\(live) delegation(s) not terminal") }
-        let wrong = rows.filter { $0.1 != Fate($0.0).expectedStatus }
+        let wrong = rows.filter { $0.1 != Fate($0.0, hangs: hangs).expectedStatus }
         if !wrong.isEmpty {
             problems.append("\(wrong.count) delegation(s) ended in the wrong state, e.g. \(wrong.prefix(3).map { "\($0.0): \($0.1)" })")
         }
@@ -280,7 +344,7 @@ struct Chaos {
         let sendCounts = sends.withLock { $0 }
         var duplicateSends = 0
         for row in rows {
-            duplicateSends += max(0, (sendCounts[row.0] ?? 0) - Fate(row.0).expectedSends(retryAttempts: retryAttempts))
+            duplicateSends += max(0, (sendCounts[row.0] ?? 0) - Fate(row.0, hangs: hangs).expectedSends(retryAttempts: retryAttempts))
         }
         // Each kill can repeat at most the requests the killed worker had in flight.
         let duplicateBound = kills * options.concurrency
@@ -308,8 +372,11 @@ struct Chaos {
             if accepted < total { problems.append("platform accepted \(accepted) \(kind) calls for \(total) outbox rows") }
             duplicateMirrors += max(0, accepted - total)
         }
-        // A kill can repeat at most the mirror calls the worker had posted but not yet marked: its window.
-        let mirrorBound = kills * 128
+        // Long tasks ran once at the peer, kills or not.
+        let reruns = peer.executions.values.filter { $0 > 1 }.count
+        if reruns > 0 { problems.append("\(reruns) long task(s) ran more than once at the peer") }
+        // A kill or an outage can repeat at most the mirror calls a worker had posted but not yet marked: its window.
+        let mirrorBound = (kills + outages * options.workers) * 128
         if duplicateMirrors > mirrorBound {
             problems.append("\(duplicateMirrors) duplicate mirror calls, more than kills × outbox window = \(mirrorBound)")
         }
@@ -320,6 +387,8 @@ struct Chaos {
         let events = try await store.read { try $0.queryFirst("SELECT count(*), count(*) FILTER (WHERE kind = 'lease') FROM delegation_events") }
         let summary: JSONValue = [
             "delegations": .int(rows.count), "expected": .int(options.delegations), "kills": .int(kills),
+            "outages": .int(outages), "held_locks": .int(locks), "peer_hangs": .int(hung.withLock { $0 }),
+            "long_tasks": .int(peer.executions.count), "long_task_reruns": .int(reruns),
             "workers": .int(options.workers), "concurrency": .int(options.concurrency),
             "seconds": .double((elapsed * 10).rounded() / 10),
             "completed": .int(counts["completed"] ?? 0), "failed": .int(counts["failed"] ?? 0),
@@ -331,7 +400,9 @@ struct Chaos {
             "events": .int(events?[0].int ?? 0), "lease_takeovers": .int(events?[1].int ?? 0),
             "problems": .array(problems.map(JSONValue.string)),
         ]
-        print(String(format: "chaos: %d delegations in %.1f s (%.0f/s) with %d kills", rows.count, elapsed, Double(rows.count) / elapsed, kills))
+        print(String(format: "chaos: %d delegations in %.1f s (%.0f/s) with %d kills, %d platform outages, %d held write locks, %d peer hangs",
+                     rows.count, elapsed, Double(rows.count) / elapsed, kills, outages, locks, hung.withLock { $0 }))
+        print("chaos: \(peer.executions.count) long tasks followed at the peer, \(reruns) run more than once")
         print("chaos: \(counts["completed"] ?? 0) completed, \(counts["failed"] ?? 0) failed, \(live) not terminal, \(wrong.count) in the wrong state")
         print("chaos: peer saw \(seenMessageIDs.count) messageIds in \(received.count) sends; \(duplicateSends) duplicate sends (bound \(duplicateBound)); \(duplicateMirrors) duplicate mirror calls; \(events?[1].int ?? 0) lease take-overs")
         print("chaos: integrity_check \(integrity); delegation-admin check \(checkJSON?["ok"] == .bool(true) ? "ok" : "FAILED")")

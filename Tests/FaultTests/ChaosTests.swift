@@ -3,13 +3,14 @@ import Foundation
 import TestSupport
 import Testing
 
-/// The short form of scripts/chaos.sh: 4 real workers, 500 delegations, 10 SIGKILLs.
+/// The short form of scripts/chaos.sh: 4 real workers, 500 delegations, 10 SIGKILLs, a platform outage,
+/// the write lock held by another process past the workers' busy timeout, a peer that hangs past the timeout.
 @Suite struct ChaosTests {
     @Test func killingWorkersAtRandomLosesNothing() async throws {
         let directory = TemporaryDirectory()
         let chaos = try Child(productPath("delegation-chaos"), [
-            "--delegations", "500", "--kills", "10", "--workers", "4", "--concurrency", "1",
-            "--timeout", "150", "--dir", directory.path,
+            "--delegations", "500", "--kills", "10", "--outages", "1", "--outage-seconds", "3", "--locks", "1",
+            "--workers", "4", "--concurrency", "1", "--timeout", "150", "--dir", directory.path,
         ])
         let result = await chaos.finish(within: .seconds(170))
         #expect(!result.timedOut)
@@ -18,6 +19,9 @@ import Testing
         let summary = try JSONValue.parse(String(line.dropFirst("CHAOS_SUMMARY ".count)))
         #expect(summary["delegations"] == .int(500), "none lost, none duplicated")
         #expect(summary["kills"] == .int(10))
+        #expect(summary["outages"] == .int(1) && summary["held_locks"] == .int(1))
+        #expect((summary["peer_hangs"]?.intValue ?? 0) > 0 && (summary["long_tasks"]?.intValue ?? 0) > 0)
+        #expect(summary["long_task_reruns"] == .int(0), "long tasks ran once, kills or not")
         #expect(summary["not_terminal"] == .int(0))
         #expect(summary["wrong_outcome"] == .int(0))
         #expect(summary["integrity_check"] == .string("ok"))
