@@ -6,9 +6,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "DelegationStore", targets: ["DelegationStore"]),
+        .library(name: "DelegationTool", targets: ["DelegationTool"]),
         .library(name: "DelegationWorker", targets: ["DelegationWorker"]),
         .executable(name: "delegation-worker", targets: ["delegation-worker"]),
         .executable(name: "delegation-admin", targets: ["delegation-admin"]),
+        .executable(name: "delegation-demo", targets: ["delegation-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,18 +34,27 @@ let package = Package(
             dependencies: ["MigrationEmbedder"]
         ),
 
+        // The store's private SQLite layer (GRDB-style Database, Statement, Row, SQLiteError): imported by
+        // DelegationStore (internally), tests, benchmarks and probes only — never by the worker or the CLI.
+        .target(name: "SQLiteDatabase", dependencies: ["CSQLite"]),
+        // The queue's one door: named operations on plain values; the schema and its migrations.
         .target(
             name: "DelegationStore",
             dependencies: [
-                "CSQLite",
+                "CSQLite", "SQLiteDatabase",
                 .product(name: "Logging", package: "swift-log"),
             ],
             plugins: ["MigrationEmbedderPlugin"]
         ),
+        // The tool's surface: the JSON value type, the seed-compatible answers and RBAC (CLI and MCP share it).
+        .target(
+            name: "DelegationTool",
+            dependencies: ["DelegationStore", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "DelegationWorker",
             dependencies: [
-                "DelegationStore",
+                "DelegationStore", "DelegationTool",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -55,7 +66,7 @@ let package = Package(
         .target(
             name: "DelegationFakes",
             dependencies: [
-                "DelegationStore",
+                "DelegationStore", "DelegationTool",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,8 +77,17 @@ let package = Package(
             name: "delegation-worker",
             dependencies: [
                 "DelegationWorker",
-                "DelegationFakes",
                 "DelegationStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // `swift run delegation-demo`: the whole path against loopback fakes, in a binary of its own.
+        .executableTarget(
+            name: "delegation-demo",
+            dependencies: [
+                "DelegationWorker", "DelegationFakes", "DelegationStore", "DelegationTool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "delegation-admin",
             dependencies: [
-                "DelegationStore",
+                "DelegationStore", "DelegationTool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,14 +104,14 @@ let package = Package(
         // A second process for the store's tests (concurrent claims, a crash while holding the write lock).
         .executableTarget(
             name: "store-probe",
-            dependencies: ["DelegationStore", "CSQLite"],
+            dependencies: ["DelegationStore", "SQLiteDatabase", "CSQLite"],
             path: "Tests/StoreProbe"
         ),
         // Benchmarks with baselines measured in the same run (README "Benchmarks").
         .executableTarget(
             name: "delegation-bench",
             dependencies: [
-                "DelegationStore", "DelegationWorker", "DelegationFakes", "CSQLite",
+                "DelegationStore", "DelegationWorker", "DelegationFakes", "DelegationTool", "SQLiteDatabase", "CSQLite",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -101,42 +121,48 @@ let package = Package(
         // Several real workers on one database, SIGKILLed at random while delegations flow (scripts/chaos.sh).
         .executableTarget(
             name: "delegation-chaos",
-            dependencies: ["DelegationStore", "DelegationFakes", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "DelegationStore", "DelegationFakes", "DelegationTool", "SQLiteDatabase",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/Chaos"
         ),
         // What the test targets share: temporary directories, child processes, a raw C-API connection.
         .target(
             name: "TestSupport",
-            dependencies: ["DelegationStore", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "DelegationStore", "DelegationTool", "SQLiteDatabase", "CSQLite", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "DelegationStoreTests",
             dependencies: [
-                "DelegationStore", "CSQLite", "store-probe", "TestSupport",
+                "DelegationStore", "DelegationTool", "SQLiteDatabase", "CSQLite", "store-probe", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "DelegationAdminTests",
-            dependencies: ["DelegationStore", "CSQLite", "TestSupport", "delegation-admin"]
+            dependencies: ["DelegationStore", "DelegationTool", "SQLiteDatabase", "CSQLite", "TestSupport", "delegation-admin"]
         ),
         // Crash and fault suite: the short chaos run and the bad-input catalogue.
         .testTarget(
             name: "FaultTests",
             dependencies: [
-                "DelegationStore", "DelegationWorker", "DelegationFakes", "CSQLite", "TestSupport",
-                "delegation-admin", "delegation-worker", "delegation-chaos", "store-probe",
+                "DelegationStore", "DelegationWorker", "DelegationFakes", "DelegationTool", "SQLiteDatabase", "CSQLite",
+                "TestSupport", "delegation-admin", "delegation-worker", "delegation-chaos", "store-probe",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "DelegationWorkerTests",
             dependencies: [
-                "DelegationWorker", "DelegationFakes", "DelegationStore", "TestSupport", "delegation-worker",
-                "delegation-admin", "store-probe",
+                "DelegationWorker", "DelegationFakes", "DelegationStore", "DelegationTool", "SQLiteDatabase", "TestSupport",
+                "delegation-worker", "delegation-demo", "delegation-admin", "store-probe",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
     ]

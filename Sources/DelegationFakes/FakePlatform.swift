@@ -1,4 +1,5 @@
 import DelegationStore
+import DelegationTool
 import Foundation
 import Synchronization
 

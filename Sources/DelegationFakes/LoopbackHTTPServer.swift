@@ -4,56 +4,6 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// A request as the fake servers see it.
-public struct LoopbackRequest: Sendable {
-    public var method: String
-    /// Path and query, as sent.
-    public var uri: String
-    public var headers: [(String, String)]
-    public var body: [UInt8]
-
-    public var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "") }
-
-    public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
-    }
-}
-
-/// What a fake server answers, including ways a real server misbehaves.
-public struct LoopbackResponse: Sendable {
-    public enum Delivery: Sendable {
-        case whole
-        /// The body in `chunkSize`-byte pieces, `interval` apart (a slow-loris server).
-        case trickle(chunkSize: Int, interval: Duration)
-        /// The head and the first `bytes` of a longer body, then the connection is closed.
-        case resetAfter(bytes: Int)
-        /// No answer at all: the connection is closed as soon as the request arrived.
-        case closeWithoutResponse
-    }
-
-    public var status: Int
-    public var headers: [(String, String)]
-    public var body: [UInt8]
-    /// Waits this long before answering.
-    public var delay: Duration?
-    public var delivery: Delivery
-
-    public init(
-        status: Int, headers: [(String, String)] = [], body: [UInt8] = [], delay: Duration? = nil,
-        delivery: Delivery = .whole
-    ) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.delay = delay
-        self.delivery = delivery
-    }
-
-    public static func text(_ status: Int, _ text: String, contentType: String = "text/plain") -> LoopbackResponse {
-        LoopbackResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
-    }
-}
-
 /// A minimal HTTP/1.1 server on 127.0.0.1, for fakes that must behave like real servers: keep-alive,
 /// any status, any bytes, and the failures (slow, truncated, reset) that real networks produce.
 public final class LoopbackHTTPServer: Sendable {
@@ -167,21 +117,4 @@ public final class LoopbackHTTPServer: Sendable {
         try await outbound.write(.end(nil))
         return keepAlive
     }
-}
-
-/// The connections a server has open, so that stopping it can close them.
-final class OpenConnections: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
-
-    func add(_ channel: any Channel) -> ObjectIdentifier {
-        let key = ObjectIdentifier(channel)
-        channels.withLock { $0[key] = channel }
-        return key
-    }
-
-    func remove(_ key: ObjectIdentifier) {
-        _ = channels.withLock { $0.removeValue(forKey: key) }
-    }
-
-    var all: [any Channel] { channels.withLock { Array($0.values) } }
 }

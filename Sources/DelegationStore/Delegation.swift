@@ -1,3 +1,5 @@
+internal import SQLiteDatabase
+
 /// One row of `delegations`, as the store reads it back.
 public struct Delegation: Sendable, Equatable {
     public var id: String
@@ -35,7 +37,7 @@ public struct Delegation: Sendable, Equatable {
     public var isFollowedBetweenPolls: Bool { status == .inProgress && leaseOwner == nil && remoteTaskID != nil }
 
     /// The column list every query that builds a `Delegation` selects, in this order.
-    public static let columns = """
+    static let columns = """
         id, workspace_id, source_workspace_id, task, status, result, error, attempts, max_attempts, \
         next_run_at, lease_owner, lease_expires_at, message_id, traceparent, remote_task_id, \
         created_at, updated_at, finished_at, takeovers, accepted_at, peer_url, remote_state, polls, \
@@ -43,7 +45,7 @@ public struct Delegation: Sendable, Equatable {
         """
 
     /// Reads a row selected with `Delegation.columns`.
-    public init(row: Row) {
+    init(row: Row) {
         id = row[0].string ?? ""
         workspaceID = row[1].string ?? ""
         sourceWorkspaceID = row[2].string
@@ -69,58 +71,5 @@ public struct Delegation: Sendable, Equatable {
         polls = row[22].int ?? 0
         lastPolledAt = row[23].string
         pollFailures = row[24].int ?? 0
-    }
-
-    /// Every column, for `show`, exports and archives.
-    public var json: JSONValue {
-        .object([
-            ("id", .string(id)), ("workspace_id", .string(workspaceID)),
-            ("source_workspace_id", sourceWorkspaceID.json), ("task", .string(task)),
-            ("status", .string(status.rawValue)), ("result", result.json), ("error", error.json),
-            ("attempts", .int(attempts)), ("max_attempts", maxAttempts.map(JSONValue.int) ?? .null),
-            ("next_run_at", .string(nextRunAt)), ("lease_owner", leaseOwner.json),
-            ("lease_expires_at", leaseExpiresAt.json), ("message_id", .string(messageID)),
-            ("traceparent", .string(traceparent)), ("remote_task_id", remoteTaskID.json),
-            ("created_at", .string(createdAt)), ("updated_at", .string(updatedAt)),
-            ("finished_at", finishedAt.json), ("takeovers", .int(takeovers)), ("accepted_at", acceptedAt.json),
-            ("peer_url", peerURL.json), ("remote_state", remoteState.json), ("polls", .int(polls)),
-            ("last_polled_at", lastPolledAt.json), ("poll_failures", .int(pollFailures)),
-        ])
-    }
-}
-
-/// One row of `delegation_events`: a transition (kind `status`), a lease take-over (`lease`),
-/// or a step a worker or operator recorded.
-public struct DelegationEvent: Sendable, Equatable {
-    public var id: Int
-    public var delegationID: String
-    public var at: String
-    public var kind: String
-    public var fromStatus: String?
-    public var toStatus: String?
-    public var attempt: Int
-    public var worker: String?
-    public var detail: String?
-
-    public static let columns = "id, delegation_id, at, kind, from_status, to_status, attempt, worker, detail"
-
-    public init(row: Row) {
-        id = row[0].int ?? 0
-        delegationID = row[1].string ?? ""
-        at = row[2].string ?? ""
-        kind = row[3].string ?? ""
-        fromStatus = row[4].string
-        toStatus = row[5].string
-        attempt = row[6].int ?? 0
-        worker = row[7].string
-        detail = row[8].string
-    }
-
-    public var json: JSONValue {
-        .object([
-            ("id", .int(id)), ("delegation_id", .string(delegationID)), ("at", .string(at)),
-            ("kind", .string(kind)), ("from_status", fromStatus.json), ("to_status", toStatus.json),
-            ("attempt", .int(attempt)), ("worker", worker.json), ("detail", detail.json),
-        ])
     }
 }

@@ -1,80 +1,157 @@
-import CSQLite
+internal import SQLiteDatabase
 
 /// What went wrong in the store, said so that an operator knows what happened and to which delegation.
-public enum DelegationStoreError: Error, Sendable, CustomStringConvertible {
-    /// The id names no delegation. The text is the seed tool's, which agents already match on.
-    case notFound(id: String)
-    /// A schema trigger refused the change; `message` is the database's own words.
-    case illegalTransition(id: String, message: String)
-    /// A worker wrote to a row it no longer holds: its lease expired and another worker took it,
-    /// or an operator cancelled it. The write was refused, nothing changed.
-    case leaseLost(id: String, worker: String, status: DelegationStatus, owner: String?)
-    /// Only failed delegations can be retried by hand.
-    case notRetryable(id: String, status: DelegationStatus)
-    case invalidInput(String)
-    /// Any other SQLite failure (busy past the timeout, disk full, read-only file, I/O error), with
-    /// what the store was doing at the time.
-    case database(SQLiteError, operation: String)
-    case databaseMissing(path: String)
-    case cannotOpen(path: String, reason: String)
-    /// The file was migrated by a newer build; running older code on it could corrupt it.
-    case unknownSchemaVersion(found: Int, known: Int)
-    case migrationChanged(version: Int, name: String)
-    case migrationFailed(version: Int, name: String, SQLiteError)
-    case closed
+///
+/// Match on `code`, which is extensible (a new code never breaks a caller's `switch`):
+///
+///     catch let error as DelegationStoreError where error.code == .leaseLost { … }
+///     catch DelegationStoreError.Code.notFound { … }
+///
+/// The message is the description; it names the delegation and, for database failures, what the store
+/// was doing and SQLite's own words.
+public struct DelegationStoreError: Error, Sendable, CustomStringConvertible {
+    /// The kind of failure. A struct of static values, as swift-server libraries do, not a closed enum.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
 
-    public var description: String {
-        switch self {
-        case .notFound(let id):
-            "No delegation found with task_id \(id)"
-        case .illegalTransition(let id, let message):
-            "delegation \(id): \(message)"
-        case .leaseLost(let id, let worker, let status, let owner):
+        /// The id names no delegation. The text is the seed tool's, which agents already match on.
+        public static let notFound = Code("notFound")
+        /// A schema trigger refused the change; the message is the database's own words.
+        public static let illegalTransition = Code("illegalTransition")
+        /// A worker wrote to a row it no longer holds (its lease expired and another worker took it, or
+        /// an operator cancelled it). Nothing changed.
+        public static let leaseLost = Code("leaseLost")
+        /// Only failed delegations can be retried by hand.
+        public static let notRetryable = Code("notRetryable")
+        public static let invalidInput = Code("invalidInput")
+        /// Another connection held the write lock past the busy timeout.
+        public static let busy = Code("busy")
+        /// The disk (or the database's page limit) is full; nothing was written.
+        public static let diskFull = Code("diskFull")
+        /// An I/O error or SQLite running out of memory.
+        public static let ioError = Code("ioError")
+        public static let readOnly = Code("readOnly")
+        public static let corrupt = Code("corrupt")
+        /// Any other SQLite failure.
+        public static let database = Code("database")
+        public static let databaseMissing = Code("databaseMissing")
+        public static let cannotOpen = Code("cannotOpen")
+        /// The file was migrated by a newer build; running older code on it could corrupt it.
+        public static let unknownSchemaVersion = Code("unknownSchemaVersion")
+        /// The file's schema is older than this build's and it was opened read-only (never migrated).
+        public static let schemaOutOfDate = Code("schemaOutOfDate")
+        public static let migrationChanged = Code("migrationChanged")
+        public static let migrationFailed = Code("migrationFailed")
+        public static let closed = Code("closed")
+
+        /// `catch DelegationStoreError.Code.busy`.
+        public static func ~= (code: Code, error: any Error) -> Bool {
+            (error as? DelegationStoreError)?.code == code
+        }
+    }
+
+    public let code: Code
+    public let description: String
+    /// The delegation the failure concerns, when there is one.
+    public let delegationID: String?
+    /// For `leaseLost`: the row's status and holder now.
+    public let currentStatus: DelegationStatus?
+    public let currentOwner: String?
+    /// What the store's own layer reported (SQLite's error), for logs.
+    public let underlying: (any Error & Sendable)?
+
+    init(
+        _ code: Code, _ description: String, delegationID: String? = nil, currentStatus: DelegationStatus? = nil,
+        currentOwner: String? = nil, underlying: (any Error & Sendable)? = nil
+    ) {
+        self.code = code
+        self.description = description
+        self.delegationID = delegationID
+        self.currentStatus = currentStatus
+        self.currentOwner = currentOwner
+        self.underlying = underlying
+    }
+
+    /// A failure that waiting can cure: the file stayed locked past the busy timeout, the disk is full,
+    /// an I/O error. A write that failed so may be tried again unchanged; every other failure (a lost
+    /// lease, a refused transition, a closed store) is an answer.
+    public var isTransient: Bool { code == .busy || code == .diskFull || code == .ioError }
+
+    // MARK: Making them
+
+    public static func notFound(id: String) -> DelegationStoreError {
+        DelegationStoreError(.notFound, "No delegation found with task_id \(id)", delegationID: id)
+    }
+
+    public static func invalidInput(_ message: String) -> DelegationStoreError {
+        DelegationStoreError(.invalidInput, message)
+    }
+
+    static func illegalTransition(id: String, message: String) -> DelegationStoreError {
+        DelegationStoreError(.illegalTransition, "delegation \(id): \(message)", delegationID: id)
+    }
+
+    static func leaseLost(id: String, worker: String, status: DelegationStatus, owner: String?) -> DelegationStoreError {
+        DelegationStoreError(
+            .leaseLost,
             "delegation \(id): worker \(worker) no longer holds its lease (now \(status.rawValue)"
-                + (owner.map { ", held by \($0)" } ?? "") + "); the write was refused"
-        case .notRetryable(let id, let status):
-            "delegation \(id) is \(status.rawValue): only failed delegations can be retried"
-        case .invalidInput(let message):
-            message
-        case .database(let error, let operation):
-            "\(Self.explain(error)) while \(operation)"
-        case .databaseMissing(let path):
-            "no delegation database at \(path) (run `delegation-admin migrate --db \(path)` to create one)"
-        case .cannotOpen(let path, let reason):
-            "cannot open delegation database \(path): \(reason)"
-        case .unknownSchemaVersion(let found, let known):
-            "the database has schema version \(found), newer than this build knows (\(known)); refusing to touch it"
-        case .migrationChanged(let version, let name):
-            "migration \(version) (\(name)) differs from the one applied to this database; migrations must never be edited once shipped"
-        case .migrationFailed(let version, let name, let error):
-            "migration \(version) (\(name)) failed: \(error)"
-        case .closed:
-            "the delegation store is closed"
-        }
+                + (owner.map { ", held by \($0)" } ?? "") + "); the write was refused",
+            delegationID: id, currentStatus: status, currentOwner: owner)
     }
 
-    /// A failure that waiting can cure: the file stayed locked by another connection past the busy timeout,
-    /// the disk is full, an I/O error, SQLite ran out of memory. A write that failed so may be tried again
-    /// unchanged; every other failure (a lost lease, a refused transition, a closed store) is an answer.
-    public var isTransient: Bool {
-        guard case .database(let error, _) = self else { return false }
-        return error.isBusy || error.isFull || error.isIOError || error.resultCode == SQLITE_NOMEM
-            || error.resultCode == SQLITE_PROTOCOL
+    static func notRetryable(id: String, status: DelegationStatus) -> DelegationStoreError {
+        DelegationStoreError(
+            .notRetryable, "delegation \(id) is \(status.rawValue): only failed delegations can be retried",
+            delegationID: id, currentStatus: status)
     }
 
-    static func explain(_ error: SQLiteError) -> String {
-        switch true {
-        case error.isBusy:
-            "the database stayed locked by another connection past the busy timeout: \(error)"
-        case error.isFull:
-            "the disk (or the database's page limit) is full, nothing was written: \(error)"
-        case error.isReadOnly:
-            "the database is read-only: \(error)"
-        case error.isCorrupt:
-            "the database file is corrupt or not a SQLite database: \(error)"
-        default:
-            "\(error)"
-        }
+    static func databaseMissing(path: String) -> DelegationStoreError {
+        DelegationStoreError(
+            .databaseMissing, "no delegation database at \(path) (run `delegation-admin migrate --db \(path)` to create one)")
+    }
+
+    static func cannotOpen(path: String, reason: String) -> DelegationStoreError {
+        DelegationStoreError(.cannotOpen, "cannot open delegation database \(path): \(reason)")
+    }
+
+    static func unknownSchemaVersion(found: Int, known: Int) -> DelegationStoreError {
+        DelegationStoreError(
+            .unknownSchemaVersion,
+            "the database has schema version \(found), newer than this build knows (\(known)); refusing to touch it")
+    }
+
+    static func schemaOutOfDate(path: String, found: Int, known: Int) -> DelegationStoreError {
+        DelegationStoreError(
+            .schemaOutOfDate,
+            "the database \(path) has schema version \(found), older than this build's (\(known)); it was opened read-only and is never migrated so: run `delegation-admin migrate --db \(path)`")
+    }
+
+    static func migrationChanged(version: Int, name: String) -> DelegationStoreError {
+        DelegationStoreError(
+            .migrationChanged,
+            "migration \(version) (\(name)) differs from the one applied to this database; migrations must never be edited once shipped")
+    }
+
+    static func migrationFailed(version: Int, name: String, _ error: SQLiteError) -> DelegationStoreError {
+        DelegationStoreError(.migrationFailed, "migration \(version) (\(name)) failed: \(error)", underlying: error)
+    }
+
+    static let closed = DelegationStoreError(.closed, "the delegation store is closed")
+
+    /// A SQLite failure while `operation`, classified by its result code.
+    static func database(_ error: SQLiteError, operation: String) -> DelegationStoreError {
+        let (code, explanation): (Code, String) =
+            switch error.code {
+            case .busy, .locked: (.busy, "the database stayed locked by another connection past the busy timeout")
+            case .full: (.diskFull, "the disk (or the database's page limit) is full, nothing was written")
+            case .readOnly: (.readOnly, "the database is read-only")
+            case .corrupt, .notADatabase: (.corrupt, "the database file is corrupt or not a SQLite database")
+            case .ioError, .noMemory, .protocol: (.ioError, "an I/O error")
+            default: (.database, "a database error")
+            }
+        return DelegationStoreError(code, "\(explanation): \(error) while \(operation)", underlying: error)
     }
 
     /// Maps a failure inside an operation on delegation `id` to the error its caller should see.

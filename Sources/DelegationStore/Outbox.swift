@@ -1,33 +1,12 @@
-/// One mirror call waiting in `platform_outbox` (see `migrations/0002_platform_outbox.sql`).
-public struct OutboxItem: Sendable, Equatable {
-    public enum Kind: String, Sendable { case record, update, notify }
-
-    public var id: Int
-    public var delegationID: String
-    public var kind: Kind
-    /// The JSON body to POST, exactly as the trigger wrote it.
-    public var body: String
-    /// Deliveries tried, this one included.
-    public var attempts: Int
-
-    static let columns = "id, delegation_id, kind, body, attempts"
-
-    init(row: Row) {
-        id = row[0].int ?? 0
-        delegationID = row[1].string ?? ""
-        kind = Kind(rawValue: row[2].string ?? "") ?? .notify
-        body = row[3].string ?? "{}"
-        attempts = row[4].int ?? 0
-    }
-}
+package import SQLiteDatabase
 
 /// Delivery bookkeeping for the outbox. Items are leased like delegations, so two workers never
 /// post the same item at once, and go out in order per delegation.
-public enum Outbox {
+package enum Outbox {
     /// Due items whose delegation has no earlier item still undelivered, oldest first. Calls that wait for
     /// an earlier one are not due (migration 0004), and leased ones are due only when their lease expires,
     /// so the scan reads what it returns, however long the backlog behind an outage.
-    public static func claim(_ database: Database, worker: String, limit: Int, lease: Duration) throws -> [OutboxItem] {
+    package static func claim(_ database: Database, worker: String, limit: Int, lease: Duration) throws -> [OutboxItem] {
         try database.query(
             """
             UPDATE platform_outbox
@@ -50,7 +29,7 @@ public enum Outbox {
 
     /// The platform accepted it. False when this worker no longer held it (it will not be marked twice).
     @discardableResult
-    public static func delivered(_ database: Database, item: OutboxItem, worker: String, status: Int) throws -> Bool {
+    package static func delivered(_ database: Database, item: OutboxItem, worker: String, status: Int) throws -> Bool {
         let changed = try database.execute(
             """
             UPDATE platform_outbox SET delivered_at = \(Transitions.now), lease_owner = NULL, lease_expires_at = NULL,
@@ -66,7 +45,7 @@ public enum Outbox {
     }
 
     /// Not delivered this time (platform down, 5xx): try again after `delay`.
-    public static func retry(_ database: Database, item: OutboxItem, worker: String, error: String, delay: Duration) throws {
+    package static func retry(_ database: Database, item: OutboxItem, worker: String, error: String, delay: Duration) throws {
         try database.execute(
             """
             UPDATE platform_outbox
@@ -77,7 +56,7 @@ public enum Outbox {
     }
 
     /// The platform refused it for good (a 4xx): kept with its answer for an operator, not retried.
-    public static func dead(_ database: Database, item: OutboxItem, worker: String, error: String) throws {
+    package static func dead(_ database: Database, item: OutboxItem, worker: String, error: String) throws {
         let changed = try database.execute(
             """
             UPDATE platform_outbox SET dead_at = \(Transitions.now), last_error = ?3, lease_owner = NULL, lease_expires_at = NULL
@@ -92,7 +71,7 @@ public enum Outbox {
 
     /// Extends the leases of the items `worker` is posting (`ids`), so a slow platform call keeps its item
     /// while a killed worker's items come back after one short lease rather than a long fixed one.
-    public static func renew(_ database: Database, worker: String, ids: [Int], lease: Duration) throws {
+    package static func renew(_ database: Database, worker: String, ids: [Int], lease: Duration) throws {
         guard !ids.isEmpty else { return }
         try database.execute(
             """
@@ -101,11 +80,11 @@ public enum Outbox {
                 next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
             WHERE id IN (SELECT value FROM json_each(?3)) AND lease_owner = ?1
               AND delivered_at IS NULL AND dead_at IS NULL
-            """, worker, Transitions.offset(lease), JSONValue.array(ids.map(JSONValue.int)).serialized)
+            """, worker, Transitions.offset(lease), SQLArgument.jsonArray(ids))
     }
 
     /// Shutdown: hand back items this worker leased but did not finish.
-    public static func release(_ database: Database, worker: String) throws {
+    package static func release(_ database: Database, worker: String) throws {
         try database.execute(
             """
             UPDATE platform_outbox SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(Transitions.now)
@@ -115,25 +94,8 @@ public enum Outbox {
     }
 
     /// Items not yet delivered nor refused.
-    public static func backlog(_ database: Database) throws -> Int {
+    package static func backlog(_ database: Database) throws -> Int {
         try database.queryFirst(
             "SELECT count(*) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL")?[0].int ?? 0
-    }
-}
-
-/// Which A2A generation a peer speaks, as learned from its answers.
-public enum PeerProtocols {
-    public static func all(_ database: Database) throws -> [String: String] {
-        Dictionary(
-            try database.query("SELECT url, protocol FROM a2a_peers").map { ($0[0].string ?? "", $0[1].string ?? "0.3") },
-            uniquingKeysWith: { $1 })
-    }
-
-    public static func remember(_ database: Database, url: String, protocol version: String) throws {
-        try database.execute(
-            """
-            INSERT INTO a2a_peers (url, protocol) VALUES (?1, ?2)
-            ON CONFLICT (url) DO UPDATE SET protocol = excluded.protocol, learned_at = excluded.learned_at
-            """, url, version)
     }
 }

@@ -1,31 +1,9 @@
-/// A request to a peer to cancel the task it still runs for a delegation that ended without it
-/// (`peer_cancels`, written by the `peer_cancels_on_end` trigger of migration 0004).
-public struct PeerCancel: Sendable, Equatable {
-    public var delegationID: String
-    public var remoteTaskID: String
-    /// Where the task was followed; nil when it was never known (discovery is asked then).
-    public var peerURL: String?
-    public var workspaceID: String
-    public var traceparent: String
-    /// Tries so far, this one included.
-    public var attempts: Int
-
-    static let columns = "c.delegation_id, c.remote_task_id, c.peer_url, d.workspace_id, d.traceparent, c.attempts"
-
-    init(row: Row) {
-        delegationID = row[0].string ?? ""
-        remoteTaskID = row[1].string ?? ""
-        peerURL = row[2].string
-        workspaceID = row[3].string ?? ""
-        traceparent = row[4].string ?? ""
-        attempts = row[5].int ?? 0
-    }
-}
+package import SQLiteDatabase
 
 /// Delivery bookkeeping for peer cancels, leased like the platform outbox so two workers never ask twice
 /// at once. Every end is recorded in the delegation's history as a `peer.cancel` event.
-public enum PeerCancels {
-    public static func claim(_ database: Database, worker: String, limit: Int, lease: Duration) throws -> [PeerCancel] {
+package enum PeerCancels {
+    package static func claim(_ database: Database, worker: String, limit: Int, lease: Duration) throws -> [PeerCancel] {
         try database.query(
             """
             UPDATE peer_cancels
@@ -46,19 +24,19 @@ public enum PeerCancels {
     }
 
     /// The peer answered (a canceled task, or an error such as "not cancelable"): done, its answer kept.
-    public static func answered(_ database: Database, _ item: PeerCancel, worker: String, answer: String) throws {
+    package static func answered(_ database: Database, _ item: PeerCancel, worker: String, answer: String) throws {
         try finish(database, item, worker: worker, answer: answer, detail: "the peer answered the cancel of its task \(item.remoteTaskID): \(answer)")
     }
 
     /// No answer after the last try: done, and said so in the history.
-    public static func giveUp(_ database: Database, _ item: PeerCancel, worker: String, error: String) throws {
+    package static func giveUp(_ database: Database, _ item: PeerCancel, worker: String, error: String) throws {
         try finish(
             database, item, worker: worker, answer: "gave up: \(error)",
             detail: "gave up asking the peer to cancel its task \(item.remoteTaskID) after \(item.attempts) tries: \(error)")
     }
 
     /// Not answered this time: asked again after `delay`.
-    public static func retry(_ database: Database, _ item: PeerCancel, worker: String, error: String, delay: Duration) throws {
+    package static func retry(_ database: Database, _ item: PeerCancel, worker: String, error: String, delay: Duration) throws {
         try database.execute(
             """
             UPDATE peer_cancels SET next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3), answer = ?4,
@@ -68,7 +46,7 @@ public enum PeerCancels {
     }
 
     /// Shutdown: hand back what this worker leased but did not finish.
-    public static func release(_ database: Database, worker: String) throws {
+    package static func release(_ database: Database, worker: String) throws {
         try database.execute(
             """
             UPDATE peer_cancels SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(Transitions.now)

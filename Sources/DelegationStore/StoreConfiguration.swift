@@ -12,16 +12,24 @@ public struct StoreConfiguration: Sendable {
         case normal = "NORMAL"
     }
 
+    /// What the store may do to the file.
+    public enum Access: Sendable {
+        /// Reads and writes; the schema is brought up to date when the store opens it.
+        case readWrite
+        /// Reads only, on a read-only connection: nothing is ever written, the schema is never migrated
+        /// (an out-of-date one is an error that says to run `delegation-admin migrate`).
+        case readOnly
+    }
+
     public var path: String
     public var durability: Durability
     /// How long a write waits for another connection's lock before failing with a typed busy error.
     public var busyTimeout: Duration
-    /// The caller's roles, for the `delegate` permission check.
-    public var roles: [String]
     /// This agent's own workspace id, stored as `source_workspace_id` on new delegations.
     public var sourceWorkspaceID: String?
     /// False: the database file must already exist (the admin CLI's inspecting commands).
     public var createIfMissing: Bool
+    public var access: Access
 
     public static let defaultPath = "./delegations.db"
 
@@ -29,20 +37,20 @@ public struct StoreConfiguration: Sendable {
         path: String = defaultPath,
         durability: Durability = .full,
         busyTimeout: Duration = .seconds(10),
-        roles: [String] = ["operator"],
         sourceWorkspaceID: String? = nil,
-        createIfMissing: Bool = true
+        createIfMissing: Bool = true,
+        access: Access = .readWrite
     ) {
         self.path = path
         self.durability = durability
         self.busyTimeout = busyTimeout
-        self.roles = roles
         self.sourceWorkspaceID = sourceWorkspaceID
-        self.createIfMissing = createIfMissing
+        self.createIfMissing = createIfMissing && access == .readWrite
+        self.access = access
     }
 
-    /// `DELEGATION_DB`, `DELEGATION_SYNCHRONOUS` (FULL|NORMAL), `DELEGATION_BUSY_TIMEOUT_MS`,
-    /// `WORKSPACE_ROLES` (comma list, default `operator`), `WORKSPACE_ID`.
+    /// `DELEGATION_DB`, `DELEGATION_SYNCHRONOUS` (FULL|NORMAL), `DELEGATION_BUSY_TIMEOUT_MS`, `WORKSPACE_ID`.
+    /// - Throws: `DelegationStoreError` (`invalidInput`) naming the variable whose value is unusable.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> StoreConfiguration
     {
@@ -55,12 +63,11 @@ public struct StoreConfiguration: Sendable {
             configuration.durability = durability
         }
         if let value = environment["DELEGATION_BUSY_TIMEOUT_MS"], !value.isEmpty {
-            guard let milliseconds = Int(value), milliseconds >= 0 else {
+            guard let milliseconds = Int(value), (0...3_600_000).contains(milliseconds) else {
                 throw DelegationStoreError.invalidInput("DELEGATION_BUSY_TIMEOUT_MS must be a whole number of milliseconds, not \(value)")
             }
             configuration.busyTimeout = .milliseconds(milliseconds)
         }
-        configuration.roles = RBAC.roles(fromList: environment["WORKSPACE_ROLES"])
         configuration.sourceWorkspaceID = environment["WORKSPACE_ID"].flatMap { $0.isEmpty ? nil : $0 }
         return configuration
     }

@@ -1,25 +1,16 @@
+package import SQLiteDatabase
+
 /// Every status change the Swift side makes, each one statement run inside the caller's transaction.
 ///
 /// The database decides what is legal (`migrations/0001_delegations.sql`); this file decides which
 /// legal move each situation calls for. Worker writes are guarded by `lease_owner`: a worker whose
 /// lease was taken over (or whose row an operator cancelled) changes nothing and gets `leaseLost`.
-public enum Transitions {
-    /// A step worth keeping in a delegation's history, written in the same transaction as the
-    /// transition it led to (so a step is never recorded for a change that did not happen).
-    public struct Step: Sendable, Equatable {
-        public var kind: String
-        public var detail: String
-        public init(_ kind: String, _ detail: String) {
-            self.kind = kind
-            self.detail = detail
-        }
-    }
-
-    static let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+package enum Transitions {
+    package static let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
     /// `strftime`'s modifier for "now plus `duration`", bound as a parameter. Saturates at ±100 years,
     /// so no duration (a peer's Retry-After, a flag) can overflow the arithmetic or the date.
-    public static func offset(_ duration: Duration) -> String {
+    package static func offset(_ duration: Duration) -> String {
         let limit: Int64 = 100 * 365 * 86_400
         let (seconds, attoseconds) = duration.components
         let clamped = min(max(seconds, -limit), limit)
@@ -29,7 +20,7 @@ public enum Transitions {
 
     // MARK: Enqueue
 
-    public static func enqueue(
+    package static func enqueue(
         _ database: Database, workspaceID: String, task: String, sourceWorkspaceID: String?, maxAttempts: Int?
     ) throws -> Delegation {
         let rows = try database.query(
@@ -46,14 +37,14 @@ public enum Transitions {
     /// (taken over from another worker: `takeovers` grows); followed rows whose next poll is due (claimed
     /// for one poll: neither an attempt nor a take-over). A worker never takes over its own rows: it
     /// still works on them (its renewal may just have been delayed by a locked database).
-    public static func claim(
+    package static func claim(
         _ database: Database, worker: String, limit: Int, lease: Duration, sourceWorkspaceID: String?
     ) throws -> [Delegation] {
         try database.query(claimSQL, worker, offset(lease), limit, sourceWorkspaceID).map(Delegation.init(row:))
     }
 
     /// ?1 worker, ?2 lease as a strftime modifier, ?3 how many, ?4 the source workspace for rows without one.
-    public static let claimSQL = """
+    package static let claimSQL = """
         UPDATE delegations
         SET status = 'in_progress',
             attempts = attempts + (remote_task_id IS NULL),
@@ -83,10 +74,10 @@ public enum Transitions {
         """
 
     /// Extends every lease `worker` holds; returns the ids it still holds (the others were lost).
-    public static func renewLeases(
+    package static func renewLeases(
         _ database: Database, worker: String, lease: Duration, ids: [String]? = nil
     ) throws -> Set<String> {
-        let only = ids.map { JSONValue.array($0.map(JSONValue.string)).serialized }
+        let only = ids.map { SQLArgument.jsonArray($0) }
         return Set(
             try database.query(
                 """
@@ -99,8 +90,8 @@ public enum Transitions {
     }
 
     /// in_progress → completed. `remoteState` is the peer task's last state, when the answer came from one.
-    public static func complete(
-        _ database: Database, id: String, worker: String, result: String, remoteState: String? = nil, steps: [Step] = []
+    package static func complete(
+        _ database: Database, id: String, worker: String, result: String, remoteState: String? = nil, steps: [DelegationStep] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
@@ -111,8 +102,8 @@ public enum Transitions {
 
     /// in_progress → failed. A followed task the peer did not end itself (`remoteState` not terminal) is
     /// asked to cancel (the `peer_cancels_on_end` trigger).
-    public static func fail(
-        _ database: Database, id: String, worker: String, error: String, remoteState: String? = nil, steps: [Step] = []
+    package static func fail(
+        _ database: Database, id: String, worker: String, error: String, remoteState: String? = nil, steps: [DelegationStep] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
@@ -122,8 +113,8 @@ public enum Transitions {
     }
 
     /// in_progress → pending, due again after `delay`; the attempt stays counted.
-    public static func scheduleRetry(
-        _ database: Database, id: String, worker: String, error: String, delay: Duration, steps: [Step] = []
+    package static func scheduleRetry(
+        _ database: Database, id: String, worker: String, error: String, delay: Duration, steps: [DelegationStep] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
@@ -136,19 +127,19 @@ public enum Transitions {
     }
 
     /// in_progress → queued: the platform accepted it into its own queue; never resent.
-    public static func markQueued(
-        _ database: Database, id: String, worker: String, detail: String, steps: [Step] = []
+    package static func markQueued(
+        _ database: Database, id: String, worker: String, detail: String, steps: [DelegationStep] = []
     ) throws {
-        try record(steps + [Step("queued", detail)], database, id: id, worker: worker)
+        try record(steps + [DelegationStep("queued", detail)], database, id: id, worker: worker)
         try updateHeld(database, id: id, worker: worker, set: "status = 'queued', accepted_at = \(now), updated_at = \(now)")
     }
 
     /// The peer accepted the task and runs it (a submitted/working task): the row stays in progress but
     /// lets go of its lease, and waits for its first poll at `nextPoll`. Whoever claims it then (after a
     /// restart too) asks the peer with tasks/get instead of sending again.
-    public static func handOver(
+    package static func handOver(
         _ database: Database, id: String, worker: String, remoteTaskID: String, peerURL: String, state: String,
-        nextPoll: Duration, steps: [Step] = []
+        nextPoll: Duration, steps: [DelegationStep] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
@@ -161,20 +152,12 @@ public enum Transitions {
             remoteTaskID, peerURL, state, offset(nextPoll))
     }
 
-    /// What one poll of a followed task found, when the task goes on.
-    public enum Poll: Sendable, Equatable {
-        /// The peer answered: its task is in `state` (unchanged or not).
-        case answered(state: String)
-        /// The peer could not be asked (network, 5xx): `error` is kept on the row, failures counted.
-        case unreachable(error: String)
-    }
-
     /// Parks a followed row again after one poll, until `nextPoll`. A poll that changes nothing adds no
     /// event: it only counts (`polls`, `last_polled_at`); a changed state is a step in `steps`.
     /// `peerURL` replaces the stored one when discovery was asked again.
-    public static func park(
-        _ database: Database, id: String, worker: String, after poll: Poll, peerURL: String? = nil,
-        nextPoll: Duration, steps: [Step] = []
+    package static func park(
+        _ database: Database, id: String, worker: String, after poll: PollOutcome, peerURL: String? = nil,
+        nextPoll: Duration, steps: [DelegationStep] = []
     ) throws {
         try record(steps, database, id: id, worker: worker)
         switch poll {
@@ -201,7 +184,7 @@ public enum Transitions {
 
     /// Graceful shutdown: every row `worker` holds is let go, due now. A row being sent goes back to
     /// pending, its attempt uncounted; a followed row is parked for its next poll.
-    public static func releaseLeases(_ database: Database, worker: String) throws -> [String] {
+    package static func releaseLeases(_ database: Database, worker: String) throws -> [String] {
         try database.execute(
             """
             INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
@@ -222,14 +205,9 @@ public enum Transitions {
         ).compactMap { $0[0].string }
     }
 
-    public enum QueuedOutcome: Sendable, Equatable {
-        case completed(result: String)
-        case failed(error: String)
-    }
-
     /// queued → completed | failed, when the platform's list shows the outcome. False when the row
     /// is no longer queued (another worker resolved it first, or an operator cancelled it).
-    public static func resolveQueued(_ database: Database, id: String, outcome: QueuedOutcome) throws -> Bool {
+    package static func resolveQueued(_ database: Database, id: String, outcome: QueuedOutcome) throws -> Bool {
         switch outcome {
         case .completed(let result):
             try database.execute(
@@ -244,7 +222,7 @@ public enum Transitions {
 
     /// queued → failed for rows the platform's queue accepted before `acceptedBefore` whose outcome never
     /// showed up on its list. Returns their ids.
-    public static func expireQueued(_ database: Database, acceptedBefore: String, reason: String) throws -> [String] {
+    package static func expireQueued(_ database: Database, acceptedBefore: String, reason: String) throws -> [String] {
         try database.query(
             """
             UPDATE delegations SET status = 'failed', error = ?2, updated_at = \(now)
@@ -256,7 +234,7 @@ public enum Transitions {
     // MARK: Operator
 
     /// pending | in_progress | queued → cancelled. A worker holding the row loses its lease.
-    public static func cancel(_ database: Database, id: String, reason: String) throws {
+    package static func cancel(_ database: Database, id: String, reason: String) throws {
         let changed = try database.execute(
             "UPDATE delegations SET status = 'cancelled', error = ?2, updated_at = \(now) WHERE id = ?1 AND status <> 'cancelled'",
             id, TextLimit.errorText(reason))
@@ -269,7 +247,7 @@ public enum Transitions {
     }
 
     /// failed → pending, attempts reset, sent again with the same messageId.
-    public static func retry(_ database: Database, id: String, by who: String) throws {
+    package static func retry(_ database: Database, id: String, by who: String) throws {
         try recordEvent(database, id: id, kind: "retry", worker: who, detail: "retry requested by \(who)")
         let changed = try database.execute(
             """
@@ -289,7 +267,7 @@ public enum Transitions {
 
     // MARK: Events
 
-    public static func recordEvent(
+    package static func recordEvent(
         _ database: Database, id: String, kind: String, worker: String?, detail: String?
     ) throws {
         try database.execute(
@@ -299,20 +277,13 @@ public enum Transitions {
             """, id, kind, worker, detail.map(TextLimit.errorText))
     }
 
-    static func record(_ steps: [Step], _ database: Database, id: String, worker: String) throws {
+    package static func record(_ steps: [DelegationStep], _ database: Database, id: String, worker: String) throws {
         for step in steps { try recordEvent(database, id: id, kind: step.kind, worker: worker, detail: step.detail) }
     }
 
     // MARK: Idleness
 
-    /// Work that still needs a worker: live delegations, undelivered mirror calls, unanswered peer cancels.
-    public struct RemainingWork: Sendable, Equatable {
-        public var live: Int
-        public var outbox: Int
-        public var peerCancels: Int
-    }
-
-    public static func remainingWork(_ database: Database) throws -> RemainingWork {
+    package static func remainingWork(_ database: Database) throws -> RemainingWork {
         let row = try database.queryFirst(
             """
             SELECT (SELECT count(*) FROM delegations WHERE status IN ('pending', 'in_progress', 'queued')),
@@ -322,15 +293,25 @@ public enum Transitions {
         return RemainingWork(live: row?[0].int ?? 0, outbox: row?[1].int ?? 0, peerCancels: row?[2].int ?? 0)
     }
 
-    public static func queuedIDs(_ database: Database) throws -> [String] {
+    package static func queuedIDs(_ database: Database) throws -> [String] {
         try database.query("SELECT id FROM delegations WHERE status = 'queued'").compactMap { $0[0].string }
+    }
+
+    /// Runs `body` for delegation `id` inside a multi-row operation, so that a trigger's refusal names
+    /// the row it refused (the operation as a whole has no single id).
+    package static func attributed<T>(_ id: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError where error.isTriggerAbort {
+            throw DelegationStoreError.illegalTransition(id: id, message: error.message)
+        }
     }
 
     // MARK: Lease guard
 
     /// `UPDATE delegations SET <set> WHERE id = ?1 AND lease_owner = ?2 AND status = 'in_progress'`;
     /// `set` uses `?3`, `?4`, … for `arguments`.
-    static func updateHeld(
+    package static func updateHeld(
         _ database: Database, id: String, worker: String, set: String, _ arguments: any SQLiteBindable...
     ) throws {
         let changed = try database.execute(

@@ -1,4 +1,5 @@
 import DelegationStore
+import DelegationTool
 import Foundation
 
 /// What a peer's agent card (`/.well-known/agent-card.json`) says about the A2A generation it speaks.

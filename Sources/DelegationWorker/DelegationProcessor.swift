@@ -1,4 +1,5 @@
 import DelegationStore
+import DelegationTool
 import Foundation
 import Logging
 
@@ -39,10 +40,10 @@ struct DelegationProcessor: Sendable {
         } catch is CancellationError {
             logger.debug("work stopped (shutdown, or the lease went elsewhere)")
         } catch let error as DelegationStoreError {
-            if case .leaseLost(_, _, let status, let owner) = error {
+            if error.code == .leaseLost {
                 logger.warning(
                     "lease lost; the outcome was not written",
-                    metadata: ["status": "\(status.rawValue)", "owner": "\(owner ?? "none")"])
+                    metadata: ["status": "\(error.currentStatus?.rawValue ?? "?")", "owner": "\(error.currentOwner ?? "none")"])
             } else {
                 logger.error("could not write the outcome; the row is retried when its lease expires: \(error)")
             }
@@ -78,7 +79,7 @@ struct DelegationProcessor: Sendable {
             return
         }
 
-        var steps: [Transitions.Step] = []
+        var steps: [DelegationStep] = []
         let url: String
         switch try await platform.discover(delegation.workspaceID) {
         case .failed(let error):
@@ -144,7 +145,7 @@ struct DelegationProcessor: Sendable {
     /// Writes the outcome of this attempt. A retryable outcome schedules the next attempt, or fails
     /// the delegation with the last error once its attempts are spent.
     private func finish(
-        _ delegation: Delegation, _ outcome: A2AOutcome, steps: [Transitions.Step], logger: Logger
+        _ delegation: Delegation, _ outcome: A2AOutcome, steps: [DelegationStep], logger: Logger
     ) async throws {
         let maxAttempts = delegation.maxAttempts ?? configuration.retryAttempts
         switch outcome {
@@ -206,7 +207,7 @@ struct DelegationProcessor: Sendable {
             return
         }
 
-        var steps: [Transitions.Step] = []
+        var steps: [DelegationStep] = []
         var url = delegation.peerURL
         var moved: String?
         if url == nil || (delegation.pollFailures > 0 && delegation.pollFailures % configuration.rediscoverAfterPollFailures == 0) {
@@ -257,7 +258,7 @@ struct DelegationProcessor: Sendable {
     }
 
     private func park(
-        _ delegation: Delegation, after poll: Transitions.Poll, peerURL: String? = nil, steps: [Transitions.Step]
+        _ delegation: Delegation, after poll: PollOutcome, peerURL: String? = nil, steps: [DelegationStep]
     ) async throws {
         let failures = if case .unreachable = poll { delegation.pollFailures + 1 } else { 0 }
         try await write(delegation) {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import DelegationStore
+import DelegationTool
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -24,7 +25,6 @@ public final class DelegationWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     private let store: DelegationStore
     private let logger: Logger
-    private let http: HTTPClient
     private let platform: PlatformClient
     private let transport: HTTPTransport
     private let processor: DelegationProcessor
@@ -42,7 +42,10 @@ public final class DelegationWorker: Service, Sendable {
     /// Fired when the shutdown grace is spent: the outbox stops too.
     private let outOfTime = OneShotSignal()
 
-    public init(configuration: WorkerConfiguration, store: DelegationStore, logger: Logger) throws {
+    /// A worker over `store`, talking HTTP through `httpClient` (which its owner shuts down: see
+    /// `HTTPClientService`; `makeHTTPClient(for:)` configures one the way the worker needs).
+    /// - Throws: `WorkerConfigurationError` listing every problem of `configuration`.
+    public init(configuration: WorkerConfiguration, store: DelegationStore, httpClient: HTTPClient, logger: Logger) throws {
         let problems = configuration.problems()
         guard problems.isEmpty else { throw WorkerConfigurationError(problems: problems) }
         self.configuration = configuration
@@ -50,8 +53,7 @@ public final class DelegationWorker: Service, Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
-        http = HTTPTransport.makeClient(concurrency: configuration.concurrency)
-        transport = HTTPTransport(client: http, maximumBody: configuration.maximumAnswerBytes)
+        transport = HTTPTransport(client: httpClient, maximumBody: configuration.maximumAnswerBytes)
         platform = PlatformClient(
             transport: transport, baseURL: configuration.platformURL, workspaceID: configuration.workspaceID,
             token: configuration.token, timeout: configuration.platformTimeout)
@@ -61,8 +63,8 @@ public final class DelegationWorker: Service, Sendable {
             inFlight: inFlight, logger: logger)
     }
 
-    /// The HTTP client a worker uses, configured the same way (for benchmarks that need the same
-    /// client without a store: the network ceiling).
+    /// An HTTP client configured as a worker needs it: no redirects, a pool as wide as `concurrency`,
+    /// refused connections failing the attempt at once. Its owner shuts it down (`HTTPClientService`).
     public static func makeHTTPClient(concurrency: Int) -> HTTPClient {
         HTTPTransport.makeClient(concurrency: concurrency)
     }
@@ -106,12 +108,7 @@ public final class DelegationWorker: Service, Sendable {
             outOfTime.fire()
             background.cancelAll()
         }
-        let worker = configuration.workerID
-        _ = try? await store.write("releasing outbox leases") { database in
-            try Outbox.release(database, worker: worker)
-            try PeerCancels.release(database, worker: worker)
-        }
-        try? await http.shutdown()
+        try? await store.releaseDeliveries(worker: configuration.workerID)
         logger.info("worker stopped")
     }
 
@@ -176,9 +173,7 @@ public final class DelegationWorker: Service, Sendable {
     }
 
     private func isIdle() async -> Bool {
-        guard let work = try? await store.read("checking for remaining work", { try Transitions.remainingWork($0) })
-        else { return false }
-        return work.live == 0 && work.outbox == 0 && work.peerCancels == 0
+        (try? await store.remainingWork())?.isNone ?? false
     }
 
     // MARK: Leases
@@ -192,7 +187,7 @@ public final class DelegationWorker: Service, Sendable {
             let posting = Array(outbox.withLock { $0.inFlight })
             if !posting.isEmpty {
                 do {
-                    try await store.write("renewing outbox leases") { try Outbox.renew($0, worker: worker, ids: posting, lease: lease) }
+                    try await store.renewOutboxLeases(worker: worker, ids: posting, lease: lease)
                 } catch {
                     logger.error("renewing outbox leases failed; trying again in \(interval): \(error)")
                 }
@@ -243,9 +238,7 @@ public final class DelegationWorker: Service, Sendable {
                     do {
                         let worker = configuration.workerID
                         let lease = configuration.lease
-                        let items = try await store.write("claiming outbox items") { database in
-                            try Outbox.claim(database, worker: worker, limit: room, lease: lease)
-                        }
+                        let items = try await store.claimOutbox(worker: worker, limit: room, lease: lease)
                         failures = 0
                         outbox.withLock {
                             $0.inFlight.formUnion(items.map(\.id))
@@ -291,30 +284,22 @@ public final class DelegationWorker: Service, Sendable {
             let answer = try await platform.deliver(item)
             switch answer.status {
             case 200..<300:
-                try await store.write("marking an outbox item delivered") { database in
-                    try Outbox.delivered(database, item: item, worker: worker, status: answer.status)
-                }
+                try await store.outboxDelivered(item, worker: worker, status: answer.status)
             case 401, 408, 425, 429, 500...599:
                 let error = "HTTP \(answer.status): \(answer.excerpt)"
                 let delay = RetryAfter.of(answer).map { max(retryDelay, min($0, .seconds(300))) } ?? retryDelay
                 logger.warning("platform did not take the \(item.kind.rawValue) call; retrying in \(delay): \(error)")
-                try await store.write("rescheduling an outbox item") { database in
-                    try Outbox.retry(database, item: item, worker: worker, error: error, delay: delay)
-                }
+                try await store.outboxRetry(item, worker: worker, error: error, after: delay)
             default:
                 let error = "HTTP \(answer.status): \(answer.excerpt)"
                 logger.error("platform refused the \(item.kind.rawValue) call; kept as dead in the outbox: \(error)")
-                try await store.write("marking an outbox item dead") { database in
-                    try Outbox.dead(database, item: item, worker: worker, error: error)
-                }
+                try await store.outboxDead(item, worker: worker, error: error)
             }
         } catch is CancellationError {
             return
         } catch {
             logger.warning("platform unreachable for the \(item.kind.rawValue) call; retrying in \(retryDelay): \(error)")
-            _ = try? await store.write("rescheduling an outbox item") { database in
-                try Outbox.retry(database, item: item, worker: worker, error: "\(error)", delay: retryDelay)
-            }
+            try? await store.outboxRetry(item, worker: worker, error: "\(error)", after: retryDelay)
         }
     }
 
@@ -331,13 +316,12 @@ public final class DelegationWorker: Service, Sendable {
                 ? configuration.pollInterval
                 : min(configuration.pollInterval * (1 << min(failures, 6)), max(configuration.pollInterval, .seconds(30)))
             if await sleep(for: wait, unless: draining) { return }
-            guard let queued = try? await store.read("listing queued delegations", { try Transitions.queuedIDs($0) }),
-                !queued.isEmpty
+            guard let queued = try? await store.queuedIDs(), !queued.isEmpty
             else { continue }
             do {
                 let wanted = Set(queued)
                 for row in try await platform.listDelegations() where wanted.contains(row.delegationID) {
-                    let resolution: Transitions.QueuedOutcome
+                    let resolution: QueuedOutcome
                     switch row.status {
                     case "completed": resolution = .completed(result: row.responsePreview ?? "")
                     case "failed": resolution = .failed(error: row.error ?? "failed at the platform")
@@ -373,9 +357,9 @@ public final class DelegationWorker: Service, Sendable {
     private func deliverPeerCancels() async {
         let worker = configuration.workerID
         while !(await sleep(for: min(configuration.pollInterval, .seconds(1)), unless: draining)) {
-            guard let items = try? await store.write("claiming peer cancels", { database in
-                try PeerCancels.claim(database, worker: worker, limit: 16, lease: .seconds(60))
-            }), !items.isEmpty else { continue }
+            guard let items = try? await store.claimPeerCancels(worker: worker, limit: 16, lease: .seconds(60)),
+                !items.isEmpty
+            else { continue }
             await withDiscardingTaskGroup { group in
                 for item in items { group.addTask { await self.cancelAtPeer(item) } }
             }
@@ -411,18 +395,13 @@ public final class DelegationWorker: Service, Sendable {
             case .working(_, let state): "task \(state) (cancel requested)"
             case .queued, .retry, .wrongGeneration: nil
             }
-        var retryable: String?
-        if case .retry(let error, _) = outcome, item.attempts < configuration.peerCancelAttempts { retryable = error }
-        let delay = min(Duration.seconds(2) * (1 << min(item.attempts, 8)), .seconds(600))
-        let last = "\(outcome)"
-        _ = try? await store.write("recording a peer cancel") { [retryable] database in
-            if let answer {
-                try PeerCancels.answered(database, item, worker: worker, answer: answer)
-            } else if let retryable {
-                try PeerCancels.retry(database, item, worker: worker, error: retryable, delay: delay)
-            } else {
-                try PeerCancels.giveUp(database, item, worker: worker, error: last)
-            }
+        if let answer {
+            try? await store.peerCancelAnswered(item, worker: worker, answer: answer)
+        } else if case .retry(let error, _) = outcome, item.attempts < configuration.peerCancelAttempts {
+            let delay = min(Duration.seconds(2) * (1 << min(item.attempts, 8)), .seconds(600))
+            try? await store.peerCancelRetry(item, worker: worker, error: error, after: delay)
+        } else {
+            try? await store.peerCancelGaveUp(item, worker: worker, error: "\(outcome)")
         }
     }
 
@@ -431,18 +410,11 @@ public final class DelegationWorker: Service, Sendable {
     private func evictHistory(keep limit: Int) async {
         repeat {
             do {
-                let evicted = try await Eviction.run(store: store, keep: limit, olderThan: nil)
+                let evicted = try await store.evict(keep: limit, olderThan: nil)
                 if evicted > 0 { logger.info("evicted \(evicted) finished delegations beyond the history limit of \(limit)") }
             } catch {
                 logger.error("evicting history failed: \(error)")
             }
         } while !(await sleep(for: .seconds(60), unless: draining))
     }
-}
-
-/// The configuration cannot work; every problem is listed.
-public struct WorkerConfigurationError: Error, CustomStringConvertible {
-    public let problems: [String]
-    public init(problems: [String]) { self.problems = problems }
-    public var description: String { "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") }
 }

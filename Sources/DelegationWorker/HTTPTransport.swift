@@ -3,25 +3,6 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// An HTTP answer, read whole (up to a size limit).
-struct HTTPAnswer: Sendable {
-    var status: Int
-    var headers: HTTPHeaders
-    var body: [UInt8]
-
-    /// The start of the body as text, for error messages and logs (at most 300 bytes of it).
-    var excerpt: String {
-        let text = String(decoding: body.prefix(300), as: UTF8.self)
-            .replacingOccurrences(of: "\n", with: " ")
-        return body.count > 300 ? text + "…" : text
-    }
-}
-
-/// A request that got no HTTP answer: the network failed, or it took too long. Always worth retrying.
-struct TransportError: Error, CustomStringConvertible {
-    let description: String
-}
-
 /// The one HTTP client a worker process uses: connections are pooled and reused across delegations.
 struct HTTPTransport: Sendable {
     let client: HTTPClient
@@ -119,9 +100,3 @@ struct HTTPTransport: Sendable {
 
 /// The whole exchange (head and body) outlived the request timeout.
 private struct RequestDeadline: Error {}
-
-/// The peer's answer was larger than the worker will hold.
-struct OversizedAnswer: Error, CustomStringConvertible {
-    let limit: Int
-    var description: String { "answer larger than \(limit) bytes" }
-}

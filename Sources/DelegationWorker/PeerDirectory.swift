@@ -14,7 +14,7 @@ final class PeerDirectory: Sendable {
     }
 
     func load() async throws {
-        let stored = try await store.read("loading peer protocols") { try PeerProtocols.all($0) }
+        let stored = try await store.knownPeerProtocols()
         known.withLock { known in
             for (url, version) in stored { known[url] = A2AVersion(rawValue: version) }
         }
@@ -43,8 +43,6 @@ final class PeerDirectory: Sendable {
             return known[url] != version
         }
         guard changed else { return }
-        _ = try? await store.write("remembering the protocol of \(url)") { database in
-            try PeerProtocols.remember(database, url: url, protocol: version.rawValue)
-        }
+        try? await store.rememberPeerProtocol(version.rawValue, for: url)
     }
 }

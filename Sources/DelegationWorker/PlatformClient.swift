@@ -1,4 +1,5 @@
 import DelegationStore
+import DelegationTool
 import Foundation
 import Synchronization
 
@@ -136,109 +137,5 @@ struct PlatformClient: Sendable {
                 responsePreview: row["response_preview"]?.stringValue.map { TextLimit.capped($0, maximumBytes: TextLimit.result) },
                 error: row["error"]?.stringValue.map { TextLimit.capped($0, maximumBytes: TextLimit.error) })
         }
-    }
-}
-
-/// Discovery answers by workspace: found URLs kept for `lifetime`, and the request in flight shared.
-final class DiscoveryCache: Sendable {
-    private struct State {
-        var found: [String: (url: String, until: ContinuousClock.Instant)] = [:]
-        var inFlight: [String: Task<PlatformClient.Discovery, any Error>] = [:]
-    }
-
-    private let lifetime: Duration
-    private let state = Mutex(State())
-
-    init(lifetime: Duration) { self.lifetime = lifetime }
-
-    func url(for target: String) -> String? {
-        state.withLock { state in
-            guard let entry = state.found[target], entry.until > .now else { return nil }
-            return entry.url
-        }
-    }
-
-    /// The request already asking about `target`, or a new one made with `start`. The request records its
-    /// own answer, so a caller that gives up waiting never leaves it stuck in flight.
-    func ask(
-        _ target: String, start: @escaping @Sendable () async throws -> PlatformClient.Discovery
-    ) -> Task<PlatformClient.Discovery, any Error> {
-        state.withLock { state in
-            if let task = state.inFlight[target] { return task }
-            let lifetime = self.lifetime
-            let task = Task {
-                do {
-                    let result = try await start()
-                    self.state.withLock { state in
-                        state.inFlight[target] = nil
-                        if case .found(let url) = result { state.found[target] = (url, .now + lifetime) }
-                    }
-                    return result
-                } catch {
-                    self.state.withLock { $0.inFlight[target] = nil }
-                    throw error
-                }
-            }
-            state.inFlight[target] = task
-            return task
-        }
-    }
-
-    func forget(_ target: String) {
-        _ = state.withLock { $0.found.removeValue(forKey: target) }
-    }
-}
-
-/// The value of a task shared by several waiters; a waiter that is cancelled stops waiting at once
-/// (the task itself goes on for the others).
-func valueUnlessCancelled<T: Sendable>(_ task: Task<T, any Error>) async throws -> T {
-    let outcome = ResumeOnce<T>()
-    return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-            outcome.attach(continuation)
-            Task {
-                do { outcome.resume(.success(try await task.value)) } catch { outcome.resume(.failure(error)) }
-            }
-        }
-    } onCancel: {
-        outcome.resume(.failure(CancellationError()))
-    }
-}
-
-/// Resumes a continuation exactly once, whichever of a result and a cancellation comes first, even
-/// when the cancellation comes before the continuation exists.
-final class ResumeOnce<T: Sendable>: Sendable {
-    private struct State {
-        var continuation: CheckedContinuation<T, any Error>?
-        var early: Result<T, any Error>?
-        var done = false
-    }
-
-    private let state = Mutex(State())
-
-    func attach(_ continuation: CheckedContinuation<T, any Error>) {
-        let early = state.withLock { state -> Result<T, any Error>? in
-            if let early = state.early {
-                state.done = true
-                return early
-            }
-            state.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(with: early) }
-    }
-
-    func resume(_ result: Result<T, any Error>) {
-        let continuation = state.withLock { state -> CheckedContinuation<T, any Error>? in
-            guard !state.done else { return nil }
-            guard let continuation = state.continuation else {
-                if state.early == nil { state.early = result }
-                return nil
-            }
-            state.done = true
-            state.continuation = nil
-            return continuation
-        }
-        continuation?.resume(with: result)
     }
 }

@@ -1,4 +1,5 @@
 import DelegationStore
+import DelegationTool
 import Foundation
 
 /// How long a server asks to be left alone, read from what it sent — never trusted to be sane.

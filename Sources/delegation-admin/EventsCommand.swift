@@ -1,5 +1,6 @@
 import ArgumentParser
 import DelegationStore
+import DelegationTool
 
 struct EventsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,61 +39,18 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var conditions: [String] = []
-        var arguments: [any SQLiteBindable] = []
-        if let delegation {
-            conditions.append("e.delegation_id = ?")
-            arguments.append(delegation)
-        }
-        if let since {
-            conditions.append("e.at >= ?")
-            arguments.append(since.timestamp)
-        }
-        if let until {
-            conditions.append("e.at < ?")
-            arguments.append(until.timestamp)
-        }
-        if !toStatuses.isEmpty {
-            conditions.append("e.to_status IN (SELECT value FROM json_each(?)) AND e.kind = 'status'")
-            arguments.append(JSONValue.array(toStatuses.map { .string($0.rawValue) }).serialized)
-        }
-        if !kind.isEmpty {
-            conditions.append("e.kind IN (SELECT value FROM json_each(?))")
-            arguments.append(JSONValue.array(kind.map(JSONValue.string)).serialized)
-        }
-        let newest = (order ?? (delegation == nil ? .newest : .oldest)) == .newest
-        let sql = """
-            SELECT e.id, e.delegation_id, e.at, e.kind, e.from_status, e.to_status, e.attempt, e.worker, e.detail,
-                   d.workspace_id
-            FROM delegation_events e LEFT JOIN delegations d ON d.id = e.delegation_id
-            \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
-            ORDER BY \(newest ? "e.id DESC" : "e.id") LIMIT ?
-            """
-        let limit = self.limit
-        let delegation = self.delegation
-        let bound = arguments + [limit]
-        try await Admin.run(options) { store in
-            let rows = try await store.read("reading events") { database -> [(DelegationEvent, String?)] in
-                if let delegation,
-                    try database.queryFirst("SELECT 1 FROM delegations WHERE id = ?", delegation) == nil
-                {
-                    throw DelegationStoreError.notFound(id: delegation)
-                }
-                return try database.query(sql, arguments: bound).map { (DelegationEvent(row: $0), $0[9].string) }
-            }
-            let json: JSONValue = [
-                "events": .array(rows.map { event, workspace in
-                    guard case .object(var pairs) = event.json else { return event.json }
-                    pairs.insert(("workspace_id", workspace.map(JSONValue.string) ?? .null), at: 2)
-                    return .object(pairs)
-                }),
-                "count": .int(rows.count),
-            ]
+        let query = EventQuery(
+            delegationID: delegation, since: since?.timestamp, until: until?.timestamp, toStatuses: toStatuses, kinds: kind,
+            newestFirst: (order ?? (delegation == nil ? .newest : .oldest)) == .newest, limit: limit)
+        try await Admin.run(options, access: .readOnly) { store in
+            let rows = try await store.events(query)
+            let json: JSONValue = ["events": .array(rows.map(\.json)), "count": .int(rows.count)]
             let table = Output.table(
                 ["AT", "DELEGATION", "WORKSPACE", "KIND", "TRANSITION", "ATT", "WORKER", "DETAIL"],
-                rows.map { event, workspace in
-                    [
-                        event.at, event.delegationID, workspace.orDash, event.kind,
+                rows.map { row in
+                    let event = row.event
+                    return [
+                        event.at, event.delegationID, row.workspaceID.orDash, event.kind,
                         event.toStatus.map { "\(event.fromStatus ?? "∅") → \($0)" } ?? "-", String(event.attempt),
                         event.worker.orDash, event.detail.orDash,
                     ]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DelegationStore
+import DelegationTool
 import Foundation
 
 struct EvictCommand: AsyncParsableCommand {
@@ -62,127 +63,49 @@ struct EvictCommand: AsyncParsableCommand {
             // Opened first: an archive that cannot be written must stop the eviction before it starts.
             let archiveFile = try archivePath.map { try ArchiveFile(path: $0) }
             defer { archiveFile?.close() }
-            let plan = try await store.read("planning eviction") { database -> (Eviction.Cutoff?, Int, Int) in
-                guard let cutoff = try Eviction.cutoff(database, keep: keep, olderThan: olderThan) else { return (nil, 0, 0) }
-                let row = try database.queryFirst(
-                    """
-                    SELECT count(*) FILTER (WHERE NOT EXISTS (
-                               SELECT 1 FROM platform_outbox o
-                               WHERE o.delegation_id = d.id AND o.delivered_at IS NULL AND o.dead_at IS NULL)),
-                           count(*)
-                    FROM delegations d INDEXED BY delegations_finished
-                    WHERE \(Eviction.finished) AND (finished_at, id) < (?, ?)
-                    """, cutoff.finishedAt, cutoff.id)
-                let evictable = row?[0].int ?? 0
-                return (cutoff, evictable, (row?[1].int ?? 0) - evictable)
-            }
-            let (cutoff, evictable, heldBack) = plan
+            let plan = try await store.evictionPlan(keep: keep, olderThan: olderThan)
             var json: [(String, JSONValue)] = [
                 ("dry_run", .bool(dryRun)), ("keep", keep.map(JSONValue.int) ?? .null),
                 ("older_than", olderThan.map(JSONValue.string) ?? .null),
-                ("held_back_undelivered_mirror", .int(heldBack)),
+                ("held_back_undelivered_mirror", .int(plan.heldBack)),
             ]
-            guard let cutoff, evictable > 0 else {
+            guard plan.evictable > 0 else {
                 json.append(("evicted", .int(0)))
-                return Report(json: .object(json), text: "nothing to evict" + Self.heldBackNote(heldBack))
+                return Report(json: .object(json), text: "nothing to evict" + Self.heldBackNote(plan.heldBack))
             }
             if dryRun {
-                let candidates = try await store.read("listing eviction candidates") { database in
-                    try Eviction.batch(database, before: cutoff, limit: evictable).chunked(500).flatMap { ids in
-                        try database.query(
-                            "SELECT \(Delegation.columns) FROM delegations WHERE id IN (SELECT value FROM json_each(?)) ORDER BY finished_at, id",
-                            JSONValue.array(ids.map(JSONValue.string)).serialized
-                        ).map(Delegation.init(row:))
-                    }
-                }
+                let candidates = try await store.evictionCandidates(keep: keep, olderThan: olderThan, limit: plan.evictable)
                 json.append(("would_evict", .int(candidates.count)))
                 json.append(("delegations", .array(candidates.map(\.summaryJSON))))
                 let table = Output.table(
                     ["ID", "WORKSPACE", "STATUS", "FINISHED", "TASK"],
                     candidates.map { [$0.id, $0.workspaceID, $0.status.rawValue, Output.relative($0.finishedAt), Output.truncate($0.task, to: 40)] })
-                return Report(json: .object(json), text: table + "would evict \(candidates.count) delegation(s)" + Self.heldBackNote(heldBack))
+                return Report(json: .object(json), text: table + "would evict \(candidates.count) delegation(s)" + Self.heldBackNote(plan.heldBack))
             }
-            var evicted = 0
-            var batches = 0
-            while true {
-                let deleted = try await store.write("evicting finished delegations") { database -> Int in
-                    let ids = try Eviction.batch(database, before: cutoff, limit: batchSize)
-                    if let archiveFile, !ids.isEmpty { try archiveFile.append(try Self.archiveLines(database, ids: ids)) }
-                    return try Eviction.delete(database, ids: ids)
-                }
-                if deleted == 0 { break }
-                evicted += deleted
-                batches += 1
-                if showProgress {
-                    FileHandle.standardError.write(Data("\revicted \(evicted) of \(evictable)".utf8))
-                }
+            let batches = Counter()
+            let evictable = plan.evictable
+            var archive: (@Sendable ([ArchivedDelegation]) throws -> Void)?
+            if let archiveFile {
+                archive = { batch in try archiveFile.append(batch.map { $0.json.serialized + "\n" }.joined()) }
             }
+            let progress: @Sendable (Int) -> Void = { total in
+                batches.increment()
+                if showProgress { FileHandle.standardError.write(Data("\revicted \(total) of \(evictable)".utf8)) }
+            }
+            let evicted = try await store.evict(
+                keep: keep, olderThan: olderThan, batchSize: batchSize, archive: archive, progress: progress)
             if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
             json.append(("evicted", .int(evicted)))
-            json.append(("batches", .int(batches)))
+            json.append(("batches", .int(batches.value)))
             json.append(("archive", archivePath.map(JSONValue.string) ?? .null))
             return Report(
                 json: .object(json),
-                text: "evicted \(evicted) finished delegation(s) in \(batches) batch(es)"
-                    + (archivePath.map { ", archived to \($0)" } ?? "") + Self.heldBackNote(heldBack))
+                text: "evicted \(evicted) finished delegation(s) in \(batches.value) batch(es)"
+                    + (archivePath.map { ", archived to \($0)" } ?? "") + Self.heldBackNote(plan.heldBack))
         }
     }
 
     static func heldBackNote(_ count: Int) -> String {
         count == 0 ? "" : "\n\(count) finished delegation(s) kept until their platform mirror is delivered"
-    }
-
-    /// One JSON line per delegation: the full row and its events, in id order.
-    static func archiveLines(_ database: Database, ids: [String]) throws -> String {
-        var text = ""
-        for id in ids {
-            guard let row = try database.queryFirst("SELECT \(Delegation.columns) FROM delegations WHERE id = ?", id) else { continue }
-            let events = try database.query(
-                "SELECT \(DelegationEvent.columns) FROM delegation_events WHERE delegation_id = ? ORDER BY id", id)
-            let line: JSONValue = [
-                "delegation": Delegation(row: row).json,
-                "events": .array(events.map { DelegationEvent(row: $0).json }),
-            ]
-            line.write(to: &text)
-            text += "\n"
-        }
-        return text
-    }
-}
-
-/// An append-only JSON Lines file whose every append is on disk before `append` returns.
-final class ArchiveFile: Sendable {
-    let path: String
-    private let descriptor: Int32
-
-    init(path: String) throws {
-        self.path = path
-        descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw DelegationStoreError.invalidInput("cannot open archive \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    func append(_ text: String) throws {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw DelegationStoreError.invalidInput("cannot write archive \(path): \(String(cString: strerror(errno))); this batch was not deleted")
-            }
-            bytes = bytes.dropFirst(written)
-        }
-        guard fsync(descriptor) == 0 else {
-            throw DelegationStoreError.invalidInput("cannot fsync archive \(path): \(String(cString: strerror(errno))); this batch was not deleted")
-        }
-    }
-
-    func close() { _ = Glibc.close(descriptor) }
-}
-
-extension Array {
-    func chunked(_ size: Int) -> [ArraySlice<Element>] {
-        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }

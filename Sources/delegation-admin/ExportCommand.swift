@@ -1,5 +1,6 @@
 import ArgumentParser
 import DelegationStore
+import DelegationTool
 import Foundation
 
 struct ExportCommand: AsyncParsableCommand {
@@ -31,56 +32,45 @@ struct ExportCommand: AsyncParsableCommand {
         if options.json, format == .csv { throw ValidationError("--json writes one JSON document; it cannot go with --format csv") }
     }
 
-    static let csvColumns = [
-        "id", "workspace_id", "source_workspace_id", "task", "status", "result", "error", "attempts", "max_attempts",
-        "next_run_at", "lease_owner", "lease_expires_at", "message_id", "traceparent", "remote_task_id",
-        "created_at", "updated_at", "finished_at",
-    ]
-
     func run() async throws {
-        let (condition, arguments) = filter.whereClause
-        let sql = "SELECT \(Delegation.columns) FROM delegations \(condition) \(filter.orderClause) LIMIT ?"
-        let limit = self.limit ?? -1
+        let query = filter.query(limit: limit)
         let format = self.format
         let withEvents = events
         let asDocument = options.json
-        try await Admin.run(options) { store in
-            let count = try await store.read("exporting delegations") { database -> Int in
-                let output = BufferedOutput()
-                if asDocument { output.append("{\"delegations\":[") }
-                if format == .csv {
-                    output.append((Self.csvColumns + (withEvents ? ["events"] : [])).joined(separator: ",") + "\n")
-                }
-                var count = 0
-                try database.forEachRow(sql, arguments: arguments + [limit]) { row in
-                    let delegation = Delegation(row: row)
-                    let timeline: JSONValue? = withEvents ? try Self.events(database, id: delegation.id) : nil
-                    switch format {
-                    case .jsonl:
-                        var object = delegation.json
-                        if let timeline, case .object(var pairs) = object {
-                            pairs.append(("events", timeline))
-                            object = .object(pairs)
-                        }
-                        if asDocument, count > 0 { output.append(",") }
-                        output.append(object.serialized + (asDocument ? "" : "\n"))
-                    case .csv:
-                        var fields = row.values.map { value -> String in
-                            switch value {
-                            case .null: ""
-                            case .integer(let number): String(number)
-                            default: value.string ?? ""
-                            }
-                        }
-                        if let timeline { fields.append(timeline.serialized) }
-                        output.append(fields.map(Self.csvField).joined(separator: ",") + "\n")
+        try await Admin.run(options, access: .readOnly) { store in
+            let output = BufferedOutput()
+            if asDocument { output.append("{\"delegations\":[") }
+            let count = try await store.export(query, withEvents: withEvents) { delegation, events in
+                let timeline: JSONValue? = events.map { .array($0.map(\.json)) }
+                switch format {
+                case .jsonl:
+                    var object = delegation.json
+                    if let timeline, case .object(var pairs) = object {
+                        pairs.append(("events", timeline))
+                        object = .object(pairs)
                     }
-                    count += 1
+                    if asDocument, output.rows > 0 { output.append(",") }
+                    output.append(object.serialized + (asDocument ? "" : "\n"))
+                case .csv:
+                    // The columns are the row's JSON keys, so the header always matches the schema.
+                    guard case .object(let pairs) = delegation.json else { return }
+                    if output.rows == 0 {
+                        output.append((pairs.map(\.0) + (withEvents ? ["events"] : [])).joined(separator: ",") + "\n")
+                    }
+                    var fields = pairs.map { _, value -> String in
+                        switch value {
+                        case .null: ""
+                        case .string(let text): text
+                        default: value.serialized
+                        }
+                    }
+                    if let timeline { fields.append(timeline.serialized) }
+                    output.append(fields.map(Self.csvField).joined(separator: ",") + "\n")
                 }
-                if asDocument { output.append("],\"count\":\(count)}\n") }
-                output.flush()
-                return count
+                output.rows += 1
             }
+            if asDocument { output.append("],\"count\":\(count)}\n") }
+            output.flush()
             if !asDocument, isatty(STDERR_FILENO) == 1 {
                 FileHandle.standardError.write(Data("exported \(count) delegation(s)\n".utf8))
             }
@@ -89,33 +79,9 @@ struct ExportCommand: AsyncParsableCommand {
         }
     }
 
-    static func events(_ database: Database, id: String) throws -> JSONValue {
-        .array(try database.query(
-            "SELECT \(DelegationEvent.columns) FROM delegation_events WHERE delegation_id = ? ORDER BY id", id
-        ).map { DelegationEvent(row: $0).json })
-    }
-
     /// RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled.
     static func csvField(_ text: String) -> String {
         guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-}
-
-/// Stdout in 64 KiB writes: one write per row would dominate a large export.
-final class BufferedOutput {
-    private var buffer: [UInt8] = []
-
-    init() { buffer.reserveCapacity(1 << 16) }
-
-    func append(_ text: String) {
-        buffer.append(contentsOf: text.utf8)
-        if buffer.count >= 1 << 16 { flush() }
-    }
-
-    func flush() {
-        guard !buffer.isEmpty else { return }
-        FileHandle.standardOutput.write(Data(buffer))
-        buffer.removeAll(keepingCapacity: true)
     }
 }

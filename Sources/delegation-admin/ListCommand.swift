@@ -1,5 +1,6 @@
 import ArgumentParser
 import DelegationStore
+import DelegationTool
 
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,13 +19,9 @@ struct ListCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (condition, arguments) = filter.whereClause
-        let sql = "SELECT \(Delegation.columns) FROM delegations \(condition) \(filter.orderClause) LIMIT ?"
-        let limit = self.limit
-        try await Admin.run(options) { store in
-            let rows = try await store.read("listing delegations") { database in
-                try database.query(sql, arguments: arguments + [limit]).map(Delegation.init(row:))
-            }
+        let query = filter.query(limit: limit)
+        try await Admin.run(options, access: .readOnly) { store in
+            let rows = try await store.list(query)
             let json: JSONValue = ["delegations": .array(rows.map(\.summaryJSON)), "count": .int(rows.count)]
             let table = Output.table(
                 ["ID", "WORKSPACE", "STATUS", "ATT", "CREATED", "UPDATED", "TASK", "RESULT / ERROR"],
@@ -37,20 +34,5 @@ struct ListCommand: AsyncParsableCommand {
                 })
             return Report(json: json, text: table + "\(rows.count) delegation(s)" + (rows.count == limit ? " (limit reached; --limit to see more)" : ""))
         }
-    }
-}
-
-extension Delegation {
-    /// A row for lists: every small column, the long texts cut to previews.
-    var summaryJSON: JSONValue {
-        [
-            "id": .string(id), "workspace_id": .string(workspaceID), "status": .string(status.rawValue),
-            "attempts": .int(attempts), "created_at": .string(createdAt), "updated_at": .string(updatedAt),
-            "finished_at": finishedAt.map(JSONValue.string) ?? .null,
-            "lease_owner": leaseOwner.map(JSONValue.string) ?? .null,
-            "task": .string(ToolAnswer.preview(task)),
-            "result_preview": result.map { .string(ToolAnswer.preview($0)) } ?? .null,
-            "error": error.map(JSONValue.string) ?? .null,
-        ]
     }
 }

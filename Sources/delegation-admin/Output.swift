@@ -1,4 +1,5 @@
 import DelegationStore
+import DelegationTool
 import Foundation
 
 /// Writing to the terminal: JSON documents, aligned tables, and times as people read them.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DelegationStore
+import DelegationTool
 
 struct ShowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,33 +14,12 @@ struct ShowCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        try await Admin.run(options) { store in
-            let found = try await store.read("showing delegation \(id)") { database -> (Delegation, [DelegationEvent], [Row])? in
-                guard let row = try database.queryFirst("SELECT \(Delegation.columns) FROM delegations WHERE id = ?", id) else {
-                    return nil
-                }
-                let events = try database.query(
-                    "SELECT \(DelegationEvent.columns) FROM delegation_events WHERE delegation_id = ? ORDER BY id", id
-                ).map(DelegationEvent.init(row:))
-                let outbox = try database.query(
-                    """
-                    SELECT id, kind, created_at, attempts, delivered_at, dead_at, last_error, next_attempt_at
-                    FROM platform_outbox WHERE delegation_id = ? ORDER BY id
-                    """, id)
-                return (Delegation(row: row), events, outbox)
-            }
-            guard let (delegation, events, outbox) = found else { throw DelegationStoreError.notFound(id: id) }
-            let outboxJSON = outbox.map { row -> JSONValue in
-                [
-                    "id": .int(row[0].int ?? 0), "kind": .string(row[1].string ?? ""), "created_at": .string(row[2].string ?? ""),
-                    "attempts": .int(row[3].int ?? 0), "delivered_at": row[4].string.map(JSONValue.string) ?? .null,
-                    "dead_at": row[5].string.map(JSONValue.string) ?? .null,
-                    "last_error": row[6].string.map(JSONValue.string) ?? .null,
-                    "next_attempt_at": .string(row[7].string ?? ""),
-                ]
-            }
+        try await Admin.run(options, access: .readOnly) { store in
+            guard let detail = try await store.detail(id: id) else { throw DelegationStoreError.notFound(id: id) }
+            let (delegation, events, outbox) = (detail.delegation, detail.events, detail.mirrorCalls)
             let json: JSONValue = [
-                "delegation": delegation.json, "events": .array(events.map(\.json)), "outbox": .array(outboxJSON),
+                "delegation": delegation.json, "events": .array(events.map(\.json)),
+                "outbox": .array(outbox.map(\.json)),
             ]
             var text = ""
             let fields: [(String, String)] = [
@@ -52,7 +32,9 @@ struct ShowCommand: AsyncParsableCommand {
                 ("next run", delegation.status == .pending ? "\(delegation.nextRunAt) (\(Output.relative(delegation.nextRunAt)))" : "-"),
                 ("lease", delegation.leaseOwner.map { "\($0) until \(delegation.leaseExpiresAt.orDash)" } ?? "-"),
                 ("message id", delegation.messageID), ("traceparent", delegation.traceparent),
-                ("remote task", delegation.remoteTaskID.orDash),
+                ("remote task", delegation.remoteTaskID.map { "\($0) (\(delegation.remoteState ?? "?"), \(delegation.polls) polls, last \(delegation.lastPolledAt.orDash))" } ?? "-"),
+                ("peer", delegation.peerURL.orDash),
+                ("takeovers", "\(delegation.takeovers)"),
                 ("task", Output.truncate(delegation.task, to: 300)),
                 ("result", delegation.result.map { Output.truncate($0, to: 300) } ?? "-"),
                 ("error", delegation.error.map { Output.truncate($0, to: 300) } ?? "-"),
@@ -71,14 +53,24 @@ struct ShowCommand: AsyncParsableCommand {
                 text += "\nplatform mirror\n"
                 text += Output.table(
                     ["KIND", "ATTEMPTS", "STATE"],
-                    outbox.map { row in
+                    outbox.map { call in
                         let state =
-                            row[4].string.map { "delivered \($0)" } ?? row[5].string.map { "dead \($0): \(row[6].string ?? "")" }
-                            ?? "pending, next attempt \(row[7].string ?? "")" + (row[6].string.map { " (last error: \($0))" } ?? "")
-                        return [row[1].string ?? "", String(row[3].int ?? 0), state]
+                            call.deliveredAt.map { "delivered \($0)" } ?? call.deadAt.map { "dead \($0): \(call.lastError ?? "")" }
+                            ?? "pending, next attempt \(call.nextAttemptAt)" + (call.lastError.map { " (last error: \($0))" } ?? "")
+                        return [call.kind, String(call.attempts), state]
                     }, maximumWidth: 100)
             }
             return Report(json: json, text: text)
         }
+    }
+}
+
+extension MirrorCall {
+    var json: JSONValue {
+        [
+            "id": .int(id), "kind": .string(kind), "created_at": .string(createdAt), "attempts": .int(attempts),
+            "delivered_at": deliveredAt.json, "dead_at": deadAt.json, "last_error": lastError.json,
+            "next_attempt_at": .string(nextAttemptAt),
+        ]
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DelegationStore
+import DelegationTool
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,9 +13,10 @@ struct StatusCommand: AsyncParsableCommand {
     var id: String?
 
     func run() async throws {
-        try await Admin.run(options) { store in
+        try await Admin.run(options, access: .readOnly) { store in
+            let tool = DelegationTool(store: store)
             guard let id else {
-                let answer = try await store.listAll()
+                let answer = try await tool.listAll()
                 let rows = (answer["delegations"]?.arrayValue ?? []).map { entry in
                     [
                         entry["task_id"]?.stringValue ?? "", entry["workspace_id"]?.stringValue ?? "",

@@ -1,5 +1,4 @@
 import ArgumentParser
-import DelegationFakes
 import DelegationStore
 import DelegationWorker
 import Foundation
@@ -16,7 +15,9 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
             A2A (0.3 or 1.0) with backoff, mirrors outcomes to the platform through a durable outbox, \
             and follows queued and working tasks until they end. Several workers may share one database.
             Each option falls back to the environment variable named in its help, then to its default.
-            SIGTERM/SIGINT: stop claiming, let in-flight requests finish, release the rest, exit 0.
+            SIGTERM/SIGINT: stop claiming, let in-flight requests finish within --shutdown-grace, release \
+            the rest, spend what is left of the grace on the platform mirror, exit 0.
+            A demo against loopback fakes is its own program: swift run delegation-demo.
             """)
 
     @Option(help: "SQLite database file (env DELEGATION_DB; default ./delegations.db).")
@@ -76,12 +77,9 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL; default info).")
     var logLevel: String?
 
-    @Flag(help: "Run a self-contained demo: a loopback platform and peers, a handful of delegations, their outcomes.")
-    var demo = false
-
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let levelName = logLevel ?? environment["LOG_LEVEL"] ?? (demo ? "error" : "info")
+        let levelName = logLevel ?? environment["LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -90,13 +88,8 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        var configuration = try workerConfiguration(environment)
+        let configuration = try workerConfiguration(environment)
         let logger = Logger(label: "delegation.worker")
-
-        if demo {
-            try await Demo.run(configuration: &configuration, logger: logger)
-            return
-        }
         let problems = configuration.problems()
         guard problems.isEmpty else {
             FileHandle.standardError.write(Data("delegation-worker: \(WorkerConfigurationError(problems: problems))\n".utf8))
@@ -109,14 +102,25 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("delegation-worker: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let worker = try DelegationWorker(configuration: configuration, store: store, logger: logger)
+        // One owner for every lifecycle: the group starts them and, on SIGTERM or when one throws, stops them
+        // in reverse order — the worker first, then the HTTP client, then the store.
+        let http = DelegationWorker.makeHTTPClient(concurrency: configuration.concurrency)
+        let services: [ServiceGroupConfiguration.ServiceConfiguration]
+        do {
+            let worker = try DelegationWorker(configuration: configuration, store: store, httpClient: http, logger: logger)
+            services = [
+                .init(service: StoreService(store)),
+                .init(service: HTTPClientService(http)),
+                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ]
+        } catch {
+            try? await http.shutdown()
+            await store.close()
+            throw error
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        await store.close()
     }
 
     /// The store's own environment (`DELEGATION_BUSY_TIMEOUT_MS`, …) under the worker's flags.

@@ -1,5 +1,7 @@
 import DelegationFakes
 import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import Logging
 import Synchronization
@@ -231,6 +233,10 @@ struct Chaos {
         var logger = Logger(label: "delegation-chaos")
         logger.logLevel = .warning
         let store = try DelegationStore(StoreConfiguration(path: database, sourceWorkspaceID: "chaos-agent"), logger: logger)
+        // The verdict reads the file as any other client would: its own read-only connection.
+        func inspect<T>(_ body: (Database) throws -> T) throws -> T {
+            try body(try Database(path: database, mode: .readOnly))
+        }
         var generation = 0
         func start(_ slot: Int) throws -> WorkerProcess {
             generation += 1
@@ -248,7 +254,7 @@ struct Chaos {
                 for lane in 0..<laneCount {
                     lanes.addTask {
                         for index in stride(from: lane, to: options.delegations, by: laneCount) {
-                            _ = try? await store.delegate(workspaceID: "chaos-peer", task: "chaos task \(index)")
+                            _ = try? await store.enqueue(workspaceID: "chaos-peer", task: "chaos task \(index)")
                         }
                     }
                 }
@@ -293,8 +299,8 @@ struct Chaos {
         let deadline = Date().addingTimeInterval(options.timeout)
         var drained = false
         while Date() < deadline {
-            let remaining = try await store.read { try Transitions.remainingWork($0) }
-            let total = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations")?[0].int ?? 0 }
+            let remaining = try await store.remainingWork()
+            let total = try inspect { try $0.queryFirst("SELECT count(*) FROM delegations")?[0].int ?? 0 }
             if remaining.live == 0, remaining.outbox == 0, remaining.peerCancels == 0, total >= options.delegations {
                 drained = true
                 break
@@ -308,7 +314,7 @@ struct Chaos {
         // The verdict.
         var problems: [String] = []
         if !drained { problems.append("the queue did not drain within \(options.timeout) s") }
-        let rows = try await store.read { database in
+        let rows = try inspect { database in
             try database.query("SELECT id, status, message_id FROM delegations").map {
                 ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "")
             }
@@ -321,7 +327,7 @@ struct Chaos {
             problems.append("\(wrong.count) delegation(s) ended in the wrong state, e.g. \(wrong.prefix(3).map { "\($0.0): \($0.1)" })")
         }
 
-        let integrity = try await store.read { try $0.queryFirst("PRAGMA integrity_check")?[0].string ?? "" }
+        let integrity = try inspect { try $0.queryFirst("PRAGMA integrity_check")?[0].string ?? "" }
         if integrity != "ok" { problems.append("integrity_check: \(integrity)") }
         let check = Process()
         check.executableURL = URL(fileURLWithPath: adminBinary)
@@ -353,7 +359,7 @@ struct Chaos {
         }
 
         // The outbox: everything delivered; the platform saw each call at least once.
-        let outbox = try await store.read { database in
+        let outbox = try inspect { database in
             try database.query(
                 """
                 SELECT kind, count(*), count(delivered_at), count(dead_at) FROM platform_outbox GROUP BY kind
@@ -384,7 +390,7 @@ struct Chaos {
         if Set(recordIDs) != Set(rows.map(\.0)) { problems.append("platform records do not cover exactly the delegations") }
 
         let counts = Dictionary(grouping: rows, by: \.1).mapValues(\.count)
-        let events = try await store.read { try $0.queryFirst("SELECT count(*), count(*) FILTER (WHERE kind = 'lease') FROM delegation_events") }
+        let events = try inspect { try $0.queryFirst("SELECT count(*), count(*) FILTER (WHERE kind = 'lease') FROM delegation_events") }
         let summary: JSONValue = [
             "delegations": .int(rows.count), "expected": .int(options.delegations), "kills": .int(kills),
             "outages": .int(outages), "held_locks": .int(locks), "peer_hangs": .int(hung.withLock { $0 }),

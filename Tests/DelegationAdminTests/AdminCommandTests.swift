@@ -1,4 +1,6 @@
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing
@@ -227,6 +229,36 @@ import Testing
         #expect(badStatus.status == 64 && badStatus.stderr.contains("--status"))
         let nonUTF8 = try await admin.run(["list", "--search", String(decoding: [0x66, 0xFF, 0xFE, 0x27], as: UTF8.self), "--json"])
         #expect(nonUTF8.status == 0 && nonUTF8.json?["count"] == .int(0))
+    }
+
+    @Test func readOnlyCommandsOpenTheFileReadOnlyAndNeverMigrate() async throws {
+        // A file an earlier build made (schema 3): looking at it must not upgrade it behind the operator's back.
+        let directory = TemporaryDirectory()
+        let path = directory.file("old.db")
+        try FileManager.default.copyItem(
+            atPath: packageRoot.appendingPathComponent("Tests/Fixtures/main-f131009.sqlite").path, toPath: path)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let admin = Admin(path: path)
+        for command in [["list"], ["stats"], ["check"], ["show", "x"], ["events"], ["status"], ["export"]] {
+            let result = try await admin.run(command + ["--json"])
+            #expect(result.status == 1, "\(command)")
+            #expect(result.error?.contains("older than this build") == true && result.error?.contains("delegation-admin migrate") == true,
+                    "\(command): \(result.stdout)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "not a byte changed")
+        #expect(RawConnection(path).value("SELECT max(version) FROM schema_migrations") == "3")
+
+        // After `migrate`, the same commands read it without writing: a read-only file is enough.
+        #expect(try await admin("migrate", "--json").status == 0)
+        #expect(RawConnection(path).value("PRAGMA wal_checkpoint(TRUNCATE)") != nil)
+        let stamp = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
+        for command in [["list"], ["stats"], ["status"], ["events"]] {
+            let result = try await admin.run(command + ["--json"])
+            #expect(result.status == 0, "\(command): \(result.stdout)")
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date == stamp)
+        let retried = try await admin("retry", "--status", "failed", "--json")
+        #expect(retried.status == 0, "writing commands still write: \(retried.stdout)")
     }
 
     @Test func aLockedDatabaseWaitsForTheBusyTimeoutThenSaysSo() async throws {

@@ -1,4 +1,6 @@
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing

@@ -1,4 +1,6 @@
 @testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing
@@ -21,9 +23,10 @@ import Testing
         do {
             _ = try await store.delegate(workspaceID: "ws", task: big)
             Issue.record("the write must not fit")
-        } catch DelegationStoreError.database(let error, _) {
-            #expect(error.isFull)
-            #expect(DelegationStoreError.database(error, operation: "delegating").description.contains("full"))
+        } catch let error as DelegationStoreError {
+            #expect(error.code == .diskFull && error.isTransient)
+            #expect(error.description.contains("full"))
+            #expect((error.underlying as? SQLiteError)?.code == .full)
         }
         #expect(try await store.listAll()["count"] == .int(committed.count))
         let claimed = try await store.claim(worker: "w", limit: 10, lease: .seconds(30))
@@ -45,9 +48,9 @@ import Testing
         do {
             _ = try await store.delegate(workspaceID: "ws", task: "t")
             Issue.record("the database is read-only")
-        } catch DelegationStoreError.database(let error, _) {
-            #expect(error.isReadOnly)
-            #expect(DelegationStoreError.database(error, operation: "delegating").description.contains("read-only"))
+        } catch let error as DelegationStoreError {
+            #expect(error.code == .readOnly && !error.isTransient)
+            #expect(error.description.contains("read-only"))
         }
         await store.close()
     }
@@ -69,8 +72,8 @@ import Testing
         do {
             _ = try DelegationStore(StoreConfiguration(path: path, createIfMissing: false))
             Issue.record("must not open")
-        } catch DelegationStoreError.databaseMissing(let missing) {
-            #expect(missing == path)
+        } catch let error as DelegationStoreError {
+            #expect(error.code == .databaseMissing && error.description.contains(path))
         }
         #expect(!FileManager.default.fileExists(atPath: path))
     }
@@ -166,8 +169,9 @@ import Testing
         do {
             _ = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger)
             Issue.record("a newer schema must be refused")
-        } catch DelegationStoreError.unknownSchemaVersion(let found, let known) {
-            #expect(found == 9999 && known == Migration.all.last?.version)
+        } catch let error as DelegationStoreError {
+            #expect(error.code == .unknownSchemaVersion)
+            #expect(error.description.contains("schema version 9999") && error.description.contains("(\(Migration.all.last!.version))"))
         }
         raw.run("DELETE FROM schema_migrations WHERE version = 9999")
         raw.run("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")

@@ -1,4 +1,6 @@
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing
@@ -80,10 +82,16 @@ import Testing
         do {
             _ = try await store.delegate(workspaceID: "ws", task: "t")
             Issue.record("the write lock is held elsewhere")
-        } catch DelegationStoreError.database(let error, let operation) {
-            #expect(error.isBusy)
-            #expect(operation == "delegating to ws")
-            #expect(DelegationStoreError.database(error, operation: operation).description.contains("locked by another connection"))
+        } catch DelegationStoreError.Code.busy {
+            // Matched by its code; the description says what and while doing what.
+        } catch {
+            Issue.record("expected a busy error, got \(error)")
+        }
+        do {
+            _ = try await store.delegate(workspaceID: "ws", task: "t")
+        } catch let error as DelegationStoreError {
+            #expect(error.code == .busy && error.isTransient)
+            #expect(error.description.contains("locked by another connection") && error.description.contains("delegating to ws"))
         }
         #expect(ContinuousClock.now - started >= .milliseconds(250), "it waited for the busy timeout first")
         let reading = try await store.listAll()

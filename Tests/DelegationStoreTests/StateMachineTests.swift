@@ -1,5 +1,7 @@
 import CSQLite
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing
@@ -98,9 +100,9 @@ import Testing
                     try await store.write("moving", id: id) { database in
                         try database.execute("UPDATE delegations SET status = ?2 WHERE id = ?1", id, target)
                     }
-                } catch DelegationStoreError.illegalTransition(let failedID, let message) {
-                    #expect(failedID == id)
-                    #expect(message.hasPrefix("illegal status transition \(from.rawValue) -> \(target)"))
+                } catch let error as DelegationStoreError where error.code == .illegalTransition {
+                    #expect(error.delegationID == id)
+                    #expect(error.description.hasPrefix("delegation \(id): illegal status transition \(from.rawValue) -> \(target)"))
                 }
                 #expect(try await store.delegation(id: id)?.status == from)
             }

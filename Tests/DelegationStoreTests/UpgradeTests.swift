@@ -1,4 +1,6 @@
 @testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing

@@ -1,5 +1,7 @@
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import DelegationWorker
 import Foundation
 import TestSupport

@@ -1,5 +1,7 @@
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import DelegationWorker
 import Foundation
 import TestSupport
@@ -180,8 +182,8 @@ import Testing
         first.workerID = a
         var second = scenario.configuration { $0.concurrency = 2; $0.shutdownGrace = .zero }
         second.workerID = b
-        let one = try DelegationWorker(configuration: first, store: scenario.store, logger: testLogger)
-        let two = try DelegationWorker(configuration: second, store: scenario.store, logger: testLogger)
+        let one = try TestWorker(first, store: scenario.store)
+        let two = try TestWorker(second, store: scenario.store)
         let running = Task { try await two.run() }
         let stopping = Task { try await one.run() }
         let store = scenario.store

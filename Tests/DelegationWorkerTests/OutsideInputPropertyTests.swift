@@ -1,5 +1,7 @@
 @testable import DelegationWorker
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import NIOHTTP1
 import Testing

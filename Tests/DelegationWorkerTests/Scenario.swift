@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import DelegationWorker
 import Foundation
 import Logging
@@ -86,7 +89,7 @@ final class Scenario: Sendable {
         until condition: @escaping @Sendable () async throws -> Bool, timeout: Duration = .seconds(20),
         sourceLocation: SourceLocation = #_sourceLocation, _ adjust: (inout WorkerConfiguration) -> Void = { _ in }
     ) async throws {
-        let worker = try DelegationWorker(configuration: configuration(adjust), store: store, logger: testLogger)
+        let worker = try TestWorker(configuration(adjust), store: store)
         let met = await withTaskGroup(of: Bool?.self) { group in
             group.addTask {
                 try? await worker.run()
@@ -105,7 +108,7 @@ final class Scenario: Sendable {
     }
 
     private func run(_ configuration: WorkerConfiguration, for duration: Duration, expectIdleExit: Bool) async throws {
-        let worker = try DelegationWorker(configuration: configuration, store: store, logger: testLogger)
+        let worker = try TestWorker(configuration, store: store)
         let timedOut = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try? await worker.run()
@@ -129,6 +132,35 @@ final class Scenario: Sendable {
         await platform.stop()
         await store.close()
     }
+}
+
+/// A worker and the HTTP client it runs on, shut down together (as `delegation-worker`'s service group does).
+final class TestWorker: Sendable {
+    let worker: DelegationWorker
+    private let http: HTTPClient
+
+    init(_ configuration: WorkerConfiguration, store: DelegationStore) throws {
+        http = DelegationWorker.makeHTTPClient(concurrency: configuration.concurrency)
+        do {
+            worker = try DelegationWorker(configuration: configuration, store: store, httpClient: http, logger: testLogger)
+        } catch {
+            try? http.syncShutdown()
+            throw error
+        }
+    }
+
+    /// Runs the worker until it stops, then shuts its HTTP client down.
+    func run() async throws {
+        do {
+            try await worker.run()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+
+    func shutdown() { worker.shutdown() }
 }
 
 /// Quiet unless TEST_LOG_LEVEL says otherwise (e.g. `TEST_LOG_LEVEL=debug swift test --filter …`).

@@ -1,5 +1,7 @@
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import DelegationWorker
 import Foundation
 import TestSupport
@@ -10,8 +12,8 @@ import Testing
     @Test("1. roles without delegate are refused, mentioning RBAC")
     func rbacDenied() async throws {
         let directory = TemporaryDirectory()
-        let store = try DelegationStore(StoreConfiguration(path: directory.file("d.db"), roles: ["read-only"]), logger: quietLogger)
-        let answer = try await store.delegate(workspaceID: "ws", task: "t")
+        let store = try DelegationStore(StoreConfiguration(path: directory.file("d.db")), logger: quietLogger)
+        let answer = try await DelegationTool(store: store, roles: ["read-only"], logger: quietLogger).delegate(workspaceID: "ws", task: "t")
         #expect(answer["success"] == false)
         #expect(answer["error"]?.stringValue?.contains("RBAC") == true)
         await store.close()

@@ -1,5 +1,7 @@
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import DelegationWorker
 import Foundation
 import Synchronization
@@ -303,7 +305,9 @@ import Testing
         #expect(throws: WorkerConfigurationError.self) {
             let directory = TemporaryDirectory()
             let store = try DelegationStore(StoreConfiguration(path: directory.file("x.db")), logger: quietLogger)
-            _ = try DelegationWorker(configuration: configuration, store: store, logger: quietLogger)
+            let http = DelegationWorker.makeHTTPClient(concurrency: 1)
+            defer { try? http.syncShutdown() }
+            _ = try DelegationWorker(configuration: configuration, store: store, httpClient: http, logger: quietLogger)
         }
     }
 }

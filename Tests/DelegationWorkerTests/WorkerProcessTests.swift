@@ -1,5 +1,7 @@
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import Synchronization
 import TestSupport
@@ -15,6 +17,19 @@ import Testing
             "--workspace-id", Scenario.selfID, "--token", Scenario.token, "--worker-id", name,
             "--retry-delay", "0.05", "--poll-interval", "0.1", "--log-level", "warning",
         ] + extra)
+    }
+
+    /// The README's first command: the demo is a program of its own; the worker links no fakes.
+    @Test func theDemoRunsEndToEndAndTheWorkerHasNoDemo() async throws {
+        let directory = TemporaryDirectory()
+        let demo = try Child(productPath("delegation-demo"), ["--db", directory.file("demo.db")])
+        let result = await demo.finish(within: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("summary: 4 completed, 2 failed"), "\(result.stdout)")
+        #expect(result.stdout.contains("platform saw 6 record, 6 update and 6 notify calls"))
+        let worker = try Child(binary, ["--demo", "--db", directory.file("w.db")])
+        let refused = await worker.finish()
+        #expect(refused.status != 0 && refused.stderr.contains("--demo"), "the production binary has no demo mode")
     }
 
     @Test func invalidConfigurationExitsBeforeAnyWork() async throws {

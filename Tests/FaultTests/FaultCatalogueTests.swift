@@ -1,6 +1,8 @@
 import CSQLite
 import DelegationFakes
-import DelegationStore
+@testable import DelegationStore
+import DelegationTool
+import SQLiteDatabase
 import Foundation
 import TestSupport
 import Testing

@@ -42,12 +42,12 @@ case "churn":
     var done = 0
     do {
         for round in 0..<rounds {
-            _ = try await store.delegate(workspaceID: "ws-\(worker)", task: "churn \(round)")
+            _ = try await store.enqueue(workspaceID: "ws-\(worker)", task: "churn \(round)")
             for delegation in try await store.claim(worker: worker, limit: 2, lease: .seconds(30)) {
                 try await store.complete(id: delegation.id, worker: worker, result: "done by \(worker)")
                 done += 1
             }
-            _ = try await store.listAll(recentFinished: 5)
+            _ = try await store.liveAndRecentlyFinished(finished: 5)
         }
         say("ok \(done)")
     } catch {

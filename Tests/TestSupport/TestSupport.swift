@@ -1,5 +1,6 @@
 import CSQLite
 import DelegationStore
+import DelegationTool
 import Foundation
 import Logging
 
@@ -64,11 +65,15 @@ public final class Child: @unchecked Sendable {
                 }
             }
         }
-        try process.run()
+        // One launch at a time: Foundation's Process.run() has crashed (SIGSEGV in its argument copying)
+        // when many tests started children at the same moment.
+        try Self.launches.withLock { try process.run() }
         try stdoutWrite.close()
         try stderrWrite.close()
         readers = [stdoutRead, stderrRead]
     }
+
+    private static let launches = NSLock()
 
     private static func closeOnExecPipe() -> (read: FileHandle, write: FileHandle) {
         var descriptors: [Int32] = [0, 0]
@@ -177,11 +182,35 @@ public final class RawConnection {
 }
 
 /// Opens a store on a new file in `directory`.
-public func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db", roles: [String] = ["operator"])
-    throws -> DelegationStore
-{
-    try DelegationStore(
-        StoreConfiguration(path: directory.file(name), roles: roles, sourceWorkspaceID: "ws-self"), logger: quietLogger)
+public func makeStore(_ directory: TemporaryDirectory, name: String = "delegations.db") throws -> DelegationStore {
+    try DelegationStore(StoreConfiguration(path: directory.file(name), sourceWorkspaceID: "ws-self"), logger: quietLogger)
+}
+
+extension DelegationStore {
+    /// The tool's `delegate_to_workspace` on this store, as an operator: how most tests enqueue.
+    public func delegate(workspaceID: String, task: String, maxAttempts: Int? = nil) async throws -> JSONValue {
+        try await DelegationTool(store: self, logger: quietLogger).delegate(workspaceID: workspaceID, task: task, maxAttempts: maxAttempts)
+    }
+
+    /// The tool's `check_delegation_status(task_id)`.
+    public func checkStatus(taskID: String) async throws -> JSONValue {
+        try await DelegationTool(store: self, logger: quietLogger).checkStatus(taskID: taskID)
+    }
+
+    /// The tool's `check_delegation_status()`.
+    public func listAll() async throws -> JSONValue {
+        try await DelegationTool(store: self, logger: quietLogger).listAll()
+    }
+
+    /// Cancels one delegation (as `delegation-admin cancel` does).
+    public func cancel(id: String, reason: String = "cancelled by operator") async throws {
+        try await cancel([id], reason: reason)
+    }
+
+    /// Retries one failed delegation.
+    public func retry(id: String, by who: String = "operator") async throws {
+        try await retry([id], by: who)
+    }
 }
 
 /// Creates a migrated database file in `directory` and returns its path.

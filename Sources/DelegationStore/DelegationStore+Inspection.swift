@@ -1,0 +1,61 @@
+import Foundation
+internal import SQLiteDatabase
+
+/// What operators ask: lists, one delegation in full, the event log, exports, statistics, invariants.
+/// All of it reads a WAL snapshot and never waits for (or holds up) a worker.
+extension DelegationStore {
+    /// The delegations matching `query`, in its order, at most `query.limit`.
+    public func list(_ query: DelegationQuery) async throws -> [Delegation] {
+        try await read("listing delegations") { try Queries.list($0, query) }
+    }
+
+    /// One delegation, its events and its mirror calls, read in one snapshot; nil for an unknown id.
+    public func detail(id: String) async throws -> DelegationDetail? {
+        try await snapshot("showing delegation \(id)") { try Queries.detail($0, id: id) }
+    }
+
+    /// The event log across delegations (with each one's workspace).
+    /// - Throws: `DelegationStoreError` `notFound` when `query.delegationID` names no delegation.
+    public func events(_ query: EventQuery) async throws -> [WorkspaceEvent] {
+        try await read("reading events") { try Queries.events($0, query) }
+    }
+
+    /// Streams every delegation matching `query` (with its events when `withEvents`) to `body`, from one
+    /// snapshot, one row at a time: memory stays flat however large the table. Returns how many.
+    @discardableResult
+    public func export(
+        _ query: DelegationQuery, withEvents: Bool,
+        _ body: @escaping @Sendable (Delegation, [DelegationEvent]?) throws -> Void
+    ) async throws -> Int {
+        try await snapshot("exporting delegations") { database in
+            var count = 0
+            try Queries.forEach(database, query, withEvents: withEvents) { delegation, events in
+                try body(delegation, events)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// Queue health over the window starting at `windowStart` (a schema timestamp).
+    public func statistics(windowStart: String) async throws -> QueueStatistics {
+        let now = Timestamp.string(from: Date())
+        return try await snapshot("computing stats") { try Statistics.compute($0, windowStart: windowStart, now: now) }
+    }
+
+    /// Every invariant the queue promises, checked on the file as it is.
+    public func check(_ thresholds: CheckThresholds) async throws -> [CheckFinding] {
+        try await snapshot("checking the database") { try Checks.findings($0, thresholds) }
+    }
+
+    /// failed → pending for every delegation that failed at or after `finishedSince`, in one transaction.
+    /// Returns their ids, oldest failure first.
+    public func retryFailed(finishedSince: String?, by who: String) async throws -> [String] {
+        try await write("retrying failed delegations") { database in
+            let ids = try Queries.ids(
+                database, DelegationQuery(statuses: [.failed], finishedSince: finishedSince ?? "", newestFirst: false))
+            for id in ids { try Transitions.attributed(id) { try Transitions.retry(database, id: id, by: who) } }
+            return ids
+        }
+    }
+}

@@ -1,0 +1,74 @@
+internal import SQLiteDatabase
+
+/// Group commit: every write that queued up while the previous COMMIT was syncing shares the next one.
+///
+/// At `synchronous=FULL` a commit costs an fsync or two; sharing it is what lets many concurrent
+/// completions run at full durability. Each operation runs in its own SAVEPOINT, so one that fails
+/// (an illegal transition, a lost lease) is rolled back alone and the others still commit.
+enum GroupCommit {
+    static let maximumBatch = 512
+
+    static func run(_ operations: [any WriteOperation], on database: Database, statistics: WriterStatistics) {
+        var start = 0
+        while start < operations.count {
+            let end = min(start + maximumBatch, operations.count)
+            commit(operations[start..<end], on: database, statistics: statistics)
+            start = end
+        }
+    }
+
+    private static func commit(
+        _ batch: ArraySlice<any WriteOperation>, on database: Database, statistics: WriterStatistics
+    ) {
+        do {
+            try database.execute(script: "BEGIN IMMEDIATE")
+        } catch {
+            for operation in batch { operation.finish(commitError: error) }
+            return
+        }
+        var abort: (any Error)?
+        if batch.count == 1, let only = batch.first {
+            if !only.perform(database) { abort = RolledBack() }
+        } else {
+            for operation in batch {
+                do {
+                    try database.execute(script: "SAVEPOINT operation")
+                } catch {
+                    abort = error
+                    break
+                }
+                if operation.perform(database) {
+                    try? database.execute(script: "RELEASE operation")
+                } else if database.isInTransaction {
+                    try? database.execute(script: "ROLLBACK TO operation; RELEASE operation")
+                } else {
+                    // SQLite itself rolled the transaction back (I/O error, disk full): nothing survived.
+                    abort = transactionLost
+                    break
+                }
+            }
+        }
+        var commitError: (any Error)?
+        if let abort {
+            if database.isInTransaction { try? database.execute(script: "ROLLBACK") }
+            if !(abort is RolledBack) { commitError = abort }
+        } else {
+            do {
+                try database.execute(script: "COMMIT")
+            } catch {
+                if database.isInTransaction { try? database.execute(script: "ROLLBACK") }
+                commitError = error
+            }
+        }
+        statistics.record(batch: batch.count)  // before anyone is answered, so callers see it counted
+        for operation in batch { operation.finish(commitError: commitError) }
+    }
+
+    /// The batch's only operation failed: it answers with its own error.
+    private struct RolledBack: Error {}
+
+    /// SQLite itself rolled the transaction back (disk full, I/O error): nothing in it was saved, and
+    /// every operation may be tried again.
+    static let transactionLost = DelegationStoreError(
+        .ioError, "SQLite rolled back the transaction after an error (disk full or I/O error); nothing in it was saved")
+}

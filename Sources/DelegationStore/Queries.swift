@@ -1,0 +1,154 @@
+package import SQLiteDatabase
+
+/// The reads behind inspection: one place for each query, every value a bound parameter.
+package enum Queries {
+    package static func delegation(_ database: Database, id: String) throws -> Delegation? {
+        try database.queryFirst("SELECT \(Delegation.columns) FROM delegations WHERE id = ?", id).map(Delegation.init(row:))
+    }
+
+    package static func events(_ database: Database, delegationID: String) throws -> [DelegationEvent] {
+        try database.query(
+            "SELECT \(DelegationEvent.columns) FROM delegation_events WHERE delegation_id = ? ORDER BY id", delegationID
+        ).map(DelegationEvent.init(row:))
+    }
+
+    package static func mirrorCalls(_ database: Database, delegationID: String) throws -> [MirrorCall] {
+        try database.query(
+            "SELECT \(MirrorCall.columns) FROM platform_outbox WHERE delegation_id = ? ORDER BY id", delegationID
+        ).map(MirrorCall.init(row:))
+    }
+
+    /// The row, its events and its mirror calls (call inside one read transaction for one snapshot).
+    package static func detail(_ database: Database, id: String) throws -> DelegationDetail? {
+        guard let delegation = try delegation(database, id: id) else { return nil }
+        return DelegationDetail(
+            delegation: delegation, events: try events(database, delegationID: id),
+            mirrorCalls: try mirrorCalls(database, delegationID: id))
+    }
+
+    package static func liveAndRecentlyFinished(_ database: Database, finished: Int) throws -> [Delegation] {
+        try database.query(
+            """
+            SELECT \(Delegation.columns) FROM (
+                SELECT * FROM delegations WHERE status IN ('pending', 'in_progress', 'queued')
+                UNION ALL
+                SELECT * FROM (
+                    SELECT * FROM delegations WHERE status IN ('completed', 'failed', 'cancelled')
+                    ORDER BY finished_at DESC, id DESC LIMIT ?))
+            ORDER BY created_at, id
+            """, finished
+        ).map(Delegation.init(row:))
+    }
+
+    // MARK: Filtered lists
+
+    /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments.
+    package static func select(_ columns: String, _ query: DelegationQuery) -> (sql: String, arguments: [any SQLiteBindable]) {
+        var conditions: [String] = []
+        var arguments: [any SQLiteBindable] = []
+        if !query.statuses.isEmpty {
+            conditions.append("status IN (SELECT value FROM json_each(?))")
+            arguments.append(SQLArgument.jsonArray(query.statuses.map(\.rawValue)))
+        }
+        if let workspace = query.workspaceID {
+            conditions.append("workspace_id = ?")
+            arguments.append(workspace.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if let since = query.createdSince {
+            conditions.append("created_at >= ?")
+            arguments.append(since)
+        }
+        if let until = query.createdBefore {
+            conditions.append("created_at < ?")
+            arguments.append(until)
+        }
+        if let finished = query.finishedSince {
+            conditions.append("finished_at >= ?")
+            arguments.append(finished)
+        }
+        if let search = query.search {
+            let parameter = "?\(arguments.count + 1)"
+            conditions.append(
+                "(task LIKE \(parameter) ESCAPE '\\' OR result LIKE \(parameter) ESCAPE '\\' OR error LIKE \(parameter) ESCAPE '\\')")
+            arguments.append("%" + escapeLike(search) + "%")
+        }
+        // rowid breaks ties: it rides along in every index on created_at, so no sort is needed.
+        let order = query.newestFirst ? "ORDER BY created_at DESC, rowid DESC" : "ORDER BY created_at, rowid"
+        let sql = "SELECT \(columns) FROM delegations "
+            + (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " ")
+            + order + " LIMIT ?"
+        return (sql, arguments + [query.limit ?? -1])
+    }
+
+    package static func list(_ database: Database, _ query: DelegationQuery) throws -> [Delegation] {
+        let (sql, arguments) = select(Delegation.columns, query)
+        return try database.query(sql, arguments: arguments).map(Delegation.init(row:))
+    }
+
+    package static func ids(_ database: Database, _ query: DelegationQuery) throws -> [String] {
+        let (sql, arguments) = select("id", query)
+        return try database.query(sql, arguments: arguments).compactMap { $0[0].string }
+    }
+
+    /// Streams the matching rows one at a time (and their events when asked): memory stays flat whatever the size.
+    package static func forEach(
+        _ database: Database, _ query: DelegationQuery, withEvents: Bool,
+        _ body: (Delegation, [DelegationEvent]?) throws -> Void
+    ) throws {
+        let (sql, arguments) = select(Delegation.columns, query)
+        // Events are read on the side while the main statement steps: a second cached statement.
+        try database.forEachRow(sql, arguments: arguments) { row in
+            let delegation = Delegation(row: row)
+            try body(delegation, withEvents ? try events(database, delegationID: delegation.id) : nil)
+        }
+    }
+
+    package static func escapeLike(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+
+    // MARK: The event log
+
+    package static func events(_ database: Database, _ query: EventQuery) throws -> [WorkspaceEvent] {
+        var conditions: [String] = []
+        var arguments: [any SQLiteBindable] = []
+        if let delegation = query.delegationID {
+            guard try database.queryFirst("SELECT 1 FROM delegations WHERE id = ?", delegation) != nil else {
+                throw DelegationStoreError.notFound(id: delegation)
+            }
+            conditions.append("e.delegation_id = ?")
+            arguments.append(delegation)
+        }
+        if let since = query.since {
+            conditions.append("e.at >= ?")
+            arguments.append(since)
+        }
+        if let until = query.until {
+            conditions.append("e.at < ?")
+            arguments.append(until)
+        }
+        if !query.toStatuses.isEmpty {
+            conditions.append("e.to_status IN (SELECT value FROM json_each(?)) AND e.kind = 'status'")
+            arguments.append(SQLArgument.jsonArray(query.toStatuses.map(\.rawValue)))
+        }
+        if !query.kinds.isEmpty {
+            conditions.append("e.kind IN (SELECT value FROM json_each(?))")
+            arguments.append(SQLArgument.jsonArray(query.kinds))
+        }
+        let columns = DelegationEvent.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespaces) }
+        let sql = """
+            SELECT \(columns.joined(separator: ", ")), d.workspace_id
+            FROM delegation_events e LEFT JOIN delegations d ON d.id = e.delegation_id
+            \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+            ORDER BY \(query.newestFirst ? "e.id DESC" : "e.id") LIMIT ?
+            """
+        return try database.query(sql, arguments: arguments + [query.limit]).map {
+            WorkspaceEvent(event: DelegationEvent(row: $0), workspaceID: $0[9].string)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package import SQLiteDatabase
+
+/// The queries behind `QueueStatistics`, each through its index.
+package enum Statistics {
+    package static func compute(_ database: Database, windowStart: String, now: String) throws -> QueueStatistics {
+        var figures = QueueStatistics(windowStart: windowStart)
+        let counts = Dictionary(
+            uniqueKeysWithValues: try database.query("SELECT status, count(*) FROM delegations GROUP BY status")
+                .map { ($0[0].string ?? "", $0[1].int ?? 0) })
+        figures.counts = Dictionary(uniqueKeysWithValues: DelegationStatus.allCases.map { ($0, counts[$0.rawValue] ?? 0) })
+        figures.oldestPendingCreatedAt = try database.queryFirst(
+            "SELECT min(created_at) FROM delegations WHERE status = 'pending'")?[0].string
+        let leases = try database.queryFirst(
+            """
+            SELECT count(*) FILTER (WHERE lease_expires_at > ?1), count(*) FILTER (WHERE lease_expires_at <= ?1),
+                   count(*) FILTER (WHERE lease_owner IS NULL)
+            FROM delegations WHERE status = 'in_progress'
+            """, now)
+        figures.leasesHeld = leases?[0].int ?? 0
+        figures.leasesExpired = leases?[1].int ?? 0
+        figures.followedTasks = leases?[2].int ?? 0
+        // Over the window, through the created_at index: a full scan would grow with the history.
+        figures.attempts = Dictionary(
+            try database.query(
+                "SELECT attempts, count(*) FROM delegations WHERE created_at >= ? GROUP BY attempts", windowStart
+            ).map { ($0[0].int ?? 0, $0[1].int ?? 0) }, uniquingKeysWith: +)
+        // Percentiles streamed from a sorted scan: no list of durations held in memory.
+        let durations = """
+            SELECT (julianday(finished_at) - julianday(created_at)) * 86400.0 AS seconds
+            FROM delegations INDEXED BY delegations_finished
+            WHERE \(Eviction.finished) AND status = 'completed' AND finished_at >= ?
+            """
+        let total = try database.queryFirst("SELECT count(*) FROM (\(durations))", windowStart)?[0].int ?? 0
+        figures.completedInWindow = total
+        let wanted: [(String, Double)] = zip(QueueStatistics.percentiles, [0.50, 0.95, 0.99]).map { ($0, $1) }
+        var values: [String: Double] = [:]
+        if total > 0 {
+            let ranks = wanted.map { ($0.0, min(total - 1, Int((Double(total) * $0.1).rounded(.up)) - 1)) }
+            var index = 0
+            try database.forEachRow("\(durations) ORDER BY seconds", arguments: [windowStart]) { row in
+                for (name, rank) in ranks where rank == index { values[name] = row[0].double }
+                index += 1
+            }
+        }
+        figures.timeToComplete = values
+        // Each through its partial index: the delivered history is never read.
+        let pending = try database.queryFirst(
+            "SELECT count(*), min(created_at) FROM platform_outbox WHERE delivered_at IS NULL AND dead_at IS NULL")
+        figures.outboxPending = pending?[0].int ?? 0
+        figures.outboxOldestPendingCreatedAt = pending?[1].string
+        figures.outboxDead = try database.queryFirst("SELECT count(*) FROM platform_outbox WHERE dead_at IS NOT NULL")?[0].int ?? 0
+        figures.peerCancelsPending = try database.queryFirst("SELECT count(*) FROM peer_cancels WHERE done_at IS NULL")?[0].int ?? 0
+        return figures
+    }
+}
