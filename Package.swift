@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "delegation-worker", targets: ["delegation-worker"]),
         .executable(name: "delegation-admin", targets: ["delegation-admin"]),
         .executable(name: "delegation-demo", targets: ["delegation-demo"]),
+        .executable(name: "delegation-mcp", targets: ["delegation-mcp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -18,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The system SQLite (Debian's libsqlite3-dev), not a vendored amalgamation: operators patch it with the OS.
@@ -43,6 +47,7 @@ let package = Package(
             dependencies: [
                 "CSQLite", "SQLiteDatabase",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             plugins: ["MigrationEmbedderPlugin"]
         ),
@@ -57,8 +62,11 @@ let package = Package(
                 "DelegationStore", "DelegationTool",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
@@ -78,6 +86,9 @@ let package = Package(
             dependencies: [
                 "DelegationWorker",
                 "DelegationStore",
+                "DelegationLogging",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,10 +104,30 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Logs on stderr as text or one JSON object per line (--log-format / LOG_FORMAT), for every program.
+        .target(name: "DelegationLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // The delegation tools over the Model Context Protocol (stdio), for agents.
+        .target(
+            name: "DelegationMCP",
+            dependencies: [
+                "DelegationStore", "DelegationTool",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "delegation-mcp",
+            dependencies: [
+                "DelegationMCP", "DelegationStore", "DelegationTool", "DelegationLogging",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "delegation-admin",
             dependencies: [
-                "DelegationStore", "DelegationTool",
+                "DelegationStore", "DelegationTool", "DelegationLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -143,6 +174,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "DelegationMCPTests",
+            dependencies: [
+                "DelegationMCP", "DelegationStore", "DelegationTool", "TestSupport", "delegation-mcp",
+                .product(name: "MCP", package: "swift-sdk"),
+            ]
+        ),
+        .testTarget(
             name: "DelegationAdminTests",
             dependencies: ["DelegationStore", "DelegationTool", "SQLiteDatabase", "CSQLite", "TestSupport", "delegation-admin"]
         ),
@@ -159,7 +197,7 @@ let package = Package(
             name: "DelegationWorkerTests",
             dependencies: [
                 "DelegationWorker", "DelegationFakes", "DelegationStore", "DelegationTool", "SQLiteDatabase", "TestSupport",
-                "delegation-worker", "delegation-demo", "delegation-admin", "store-probe",
+                "delegation-worker", "delegation-demo", "delegation-admin", "store-probe", "DelegationLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -112,6 +112,16 @@ extension DelegationStore {
         try await read("checking for remaining work") { try Transitions.remainingWork($0) }
     }
 
+    /// Rows per status (every status present), for gauges refreshed at a poll interval.
+    public func rowCounts() async throws -> [DelegationStatus: Int] {
+        try await read("counting rows by status") { database in
+            let counts = Dictionary(
+                uniqueKeysWithValues: try database.query("SELECT status, count(*) FROM delegations GROUP BY status")
+                    .map { ($0[0].string ?? "", $0[1].int ?? 0) })
+            return Dictionary(uniqueKeysWithValues: DelegationStatus.allCases.map { ($0, counts[$0.rawValue] ?? 0) })
+        }
+    }
+
     /// The A2A generation remembered for each peer URL ("0.3" or "1.0").
     public func knownPeerProtocols() async throws -> [String: String] {
         try await read("loading peer protocols") { try PeerProtocols.all($0) }

@@ -20,6 +20,7 @@ enum GroupCommit {
     private static func commit(
         _ batch: ArraySlice<any WriteOperation>, on database: Database, statistics: WriterStatistics
     ) {
+        let started = ContinuousClock.now
         do {
             try database.execute(script: "BEGIN IMMEDIATE")
         } catch {
@@ -60,7 +61,7 @@ enum GroupCommit {
                 commitError = error
             }
         }
-        statistics.record(batch: batch.count)  // before anyone is answered, so callers see it counted
+        statistics.record(batch: batch.count, duration: ContinuousClock.now - started)  // before anyone is answered, so callers see it counted
         for operation in batch { operation.finish(commitError: commitError) }
     }
 

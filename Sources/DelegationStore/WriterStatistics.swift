@@ -1,15 +1,26 @@
+import Metrics
 import Synchronization
 
-/// How well writes share commits: operations per transaction is the group-commit factor.
+/// How well writes share commits: operations per transaction is the group-commit factor. Also exported
+/// through swift-metrics (whatever backend the program bootstrapped; none by default):
+/// `delegation_store_commit_duration_seconds` (from BEGIN to the end of COMMIT) and
+/// `delegation_store_operations_per_commit`.
 public final class WriterStatistics: Sendable {
     private let counters = Mutex((transactions: 0, operations: 0, largestBatch: 0))
+    private let commitDuration = Metrics.Timer(label: "delegation_store_commit_duration_seconds")
+    private let operationsPerCommit = Recorder(label: "delegation_store_operations_per_commit")
 
-    func record(batch: Int) {
+    /// The bucket bounds a histogram of operations per commit wants (batches go up to 512).
+    public static let operationsPerCommitBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+
+    func record(batch: Int, duration: Duration) {
         counters.withLock {
             $0.transactions += 1
             $0.operations += batch
             $0.largestBatch = max($0.largestBatch, batch)
         }
+        commitDuration.record(duration: duration)
+        operationsPerCommit.record(batch)
     }
 
     public var transactions: Int { counters.withLock { $0.transactions } }

@@ -17,4 +17,16 @@ enum A2AOutcome: Sendable, Equatable {
     case retry(String, retryAfter: Duration?)
     /// The peer speaks the other generation (-32601 method not found, -32009 version not supported).
     case wrongGeneration(String)
+
+    /// The outcome label of `delegation_a2a_request_duration_seconds`.
+    var metricName: String {
+        switch self {
+        case .completed: "completed"
+        case .failed: "failed"
+        case .working: "working"
+        case .queued: "queued"
+        case .retry: "retry"
+        case .wrongGeneration: "wrong_generation"
+        }
+    }
 }

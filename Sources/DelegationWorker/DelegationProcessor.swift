@@ -21,6 +21,7 @@ struct DelegationProcessor: Sendable {
     let transport: HTTPTransport
     let peers: PeerDirectory
     let inFlight: InFlightRegistry
+    let metrics: WorkerMetrics
     let logger: Logger
 
     private var worker: String { configuration.workerID }
@@ -29,6 +30,7 @@ struct DelegationProcessor: Sendable {
         var logger = logger
         logger[metadataKey: "delegation_id"] = "\(delegation.id)"
         logger[metadataKey: "attempt"] = "\(delegation.attempts)"
+        logger[metadataKey: "traceparent"] = "\(delegation.traceparent)"
         do {
             if delegation.takeovers >= configuration.maxTakeovers {
                 try await endPoisonRow(delegation, logger: logger)
@@ -41,6 +43,7 @@ struct DelegationProcessor: Sendable {
             logger.debug("work stopped (shutdown, or the lease went elsewhere)")
         } catch let error as DelegationStoreError {
             if error.code == .leaseLost {
+                if error.currentStatus == .cancelled { metrics.outcome(.cancelled) }
                 logger.warning(
                     "lease lost; the outcome was not written",
                     metadata: ["status": "\(error.currentStatus?.rawValue ?? "?")", "owner": "\(error.currentOwner ?? "none")"])
@@ -65,6 +68,7 @@ struct DelegationProcessor: Sendable {
         try await write(delegation) {
             try await store.fail(id: delegation.id, worker: worker, error: reason, steps: [.init("poison", reason)])
         }
+        metrics.outcome(.failed)
         logger.error("failed as a poison row: \(reason)")
     }
 
@@ -96,13 +100,15 @@ struct DelegationProcessor: Sendable {
         var version = await peers.version(for: url, timeout: min(configuration.requestTimeout, .seconds(10)))
         let learned = peers.knows(url)
         var outcome = try await exchange(
-            url: url, request: A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version))
+            url: url, request: A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version),
+            version: version)
         if isTransient(outcome) { platform.forget(delegation.workspaceID) }  // ask discovery afresh next time
         if case .wrongGeneration(let reason) = outcome {
             steps.append(.init("a2a.generation", "A2A \(version.rawValue) refused (\(reason)); asking in \(version.other.rawValue)"))
             version = version.other
             outcome = try await exchange(
-                url: url, request: A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version))
+                url: url, request: A2AProtocol.sendMessage(delegation, sourceWorkspaceID: configuration.workspaceID, version: version),
+                version: version)
             if case .wrongGeneration(let again) = outcome {
                 outcome = .failed("the peer speaks neither A2A 0.3 nor 1.0 (\(again))")
             } else {
@@ -129,17 +135,22 @@ struct DelegationProcessor: Sendable {
         try await finish(delegation, outcome, steps: steps, logger: logger)
     }
 
-    /// One HTTP exchange with the peer. Network failures come back as `.retry`.
-    private func exchange(url: String, request: A2AProtocol.Request) async throws -> A2AOutcome {
+    /// One HTTP exchange with the peer, timed (`delegation_a2a_request_duration_seconds`). Network failures
+    /// come back as `.retry`.
+    private func exchange(url: String, request: A2AProtocol.Request, version: A2AVersion) async throws -> A2AOutcome {
+        let started = ContinuousClock.now
+        let outcome: A2AOutcome
         do {
             let answer = try await transport.send(
                 .POST, url, headers: request.headers, body: request.body, timeout: configuration.requestTimeout)
-            return A2AProtocol.classify(answer)
+            outcome = A2AProtocol.classify(answer)
         } catch let error as TransportError {
-            return .retry(error.description, retryAfter: nil)
+            outcome = .retry(error.description, retryAfter: nil)
         } catch let error as OversizedAnswer {
-            return .failed("the peer's \(error.description)")
+            outcome = .failed("the peer's \(error.description)")
         }
+        WorkerMetrics.a2aRequest(generation: version, outcome: outcome.metricName, duration: ContinuousClock.now - started)
+        return outcome
     }
 
     /// Writes the outcome of this attempt. A retryable outcome schedules the next attempt, or fails
@@ -154,11 +165,13 @@ struct DelegationProcessor: Sendable {
             try await write(delegation) {
                 try await store.complete(id: delegation.id, worker: worker, result: capped(text), remoteState: state, steps: steps)
             }
+            metrics.outcome(.completed)
             logger.info("completed")
         case .failed(let error, let peerState):
             try await write(delegation) {
                 try await store.fail(id: delegation.id, worker: worker, error: error, remoteState: peerState, steps: steps)
             }
+            metrics.outcome(.failed)
             logger.warning("failed: \(TextLimit.capped(error, maximumBytes: 1000))")
         case .queued(let detail):
             try await write(delegation) {
@@ -172,6 +185,7 @@ struct DelegationProcessor: Sendable {
                         id: delegation.id, worker: worker, error: error,
                         steps: steps + [.init("retry", "attempt \(delegation.attempts) of \(maxAttempts) failed; none left")])
                 }
+                metrics.outcome(.failed)
                 logger.warning("failed after \(delegation.attempts) attempts: \(TextLimit.capped(error, maximumBytes: 1000))")
             } else {
                 let delay = configuration.backoff(afterAttempt: delegation.attempts, retryAfter: retryAfter)
@@ -180,12 +194,14 @@ struct DelegationProcessor: Sendable {
                         id: delegation.id, worker: worker, error: error, after: delay,
                         steps: steps + [.init("retry", "attempt \(delegation.attempts) of \(maxAttempts) failed: \(error); next in \(delay)")])
                 }
+                metrics.retries.increment()
                 logger.info("retry in \(delay): \(TextLimit.capped(error, maximumBytes: 1000))")
             }
         case .working, .wrongGeneration:
             try await write(delegation) {
                 try await store.fail(id: delegation.id, worker: worker, error: "unexpected answer: \(summary(of: outcome))", steps: steps)
             }
+            metrics.outcome(.failed)
         }
     }
 
@@ -203,6 +219,7 @@ struct DelegationProcessor: Sendable {
             try await write(delegation) {
                 try await store.fail(id: delegation.id, worker: worker, error: reason, steps: [.init("a2a.deadline", reason)])
             }
+            metrics.outcome(.failed)
             logger.warning("\(reason)")
             return
         }
@@ -233,11 +250,11 @@ struct DelegationProcessor: Sendable {
 
         var version = await peers.version(for: url, timeout: min(configuration.requestTimeout, .seconds(10)))
         var outcome = try await exchange(
-            url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version))
+            url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version), version: version)
         if case .wrongGeneration = outcome {
             version = version.other
             outcome = try await exchange(
-                url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version))
+                url: url, request: A2AProtocol.getTask(taskID, traceparent: delegation.traceparent, version: version), version: version)
             if case .wrongGeneration = outcome {} else { await peers.remember(version, for: url) }
         }
 

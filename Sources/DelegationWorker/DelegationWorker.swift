@@ -30,6 +30,7 @@ public final class DelegationWorker: Service, Sendable {
     private let processor: DelegationProcessor
     private let peers: PeerDirectory
     private let inFlight = InFlightRegistry()
+    private let metrics = WorkerMetrics()
     private let slotFreed = WakeUp()
     /// Mirror calls being posted, whether the last claim found nothing due, and a wake-up each time one
     /// finishes (the next one of its delegation is due).
@@ -60,7 +61,7 @@ public final class DelegationWorker: Service, Sendable {
         peers = PeerDirectory(store: store, transport: transport)
         processor = DelegationProcessor(
             store: store, configuration: configuration, platform: platform, transport: transport, peers: peers,
-            inFlight: inFlight, logger: logger)
+            inFlight: inFlight, metrics: metrics, logger: logger)
     }
 
     /// An HTTP client configured as a worker needs it: no redirects, a pool as wide as `concurrency`,
@@ -101,6 +102,7 @@ public final class DelegationWorker: Service, Sendable {
             background.addTask { await self.checkQueued() }
             background.addTask { await self.deliverPeerCancels() }
             if let limit = configuration.historyLimit { background.addTask { await self.evictHistory(keep: limit) } }
+            if configuration.refreshesGauges { background.addTask { await self.refreshGauges() } }
             let deadline = await claimAndProcess()
             await releaseLeases()
             stopped.fire()
@@ -127,6 +129,8 @@ public final class DelegationWorker: Service, Sendable {
                         claimed = try await store.claim(
                             worker: configuration.workerID, limit: min(capacity, 256), lease: configuration.lease)
                         failures = 0
+                        metrics.claims.increment(by: claimed.count)
+                        metrics.takeovers.increment(by: claimed.filter { $0.takeovers > 0 }.count)
                     } catch {
                         failures += 1
                         logger.error("claiming failed (try \(failures)): \(error)")
@@ -328,6 +332,7 @@ public final class DelegationWorker: Service, Sendable {
                     default: continue
                     }
                     if try await store.resolveQueued(id: row.delegationID, outcome: resolution) {
+                        metrics.outcome(row.status == "completed" ? .completed : .failed)
                         logger.info("queued delegation resolved: \(row.status)", metadata: ["delegation_id": "\(row.delegationID)"])
                     }
                 }
@@ -344,6 +349,7 @@ public final class DelegationWorker: Service, Sendable {
                 the outcome was never seen (the list shows only its newest 50 rows), and the peer may have run the task
                 """
             if let expired = try? await store.expireQueued(acceptedBefore: cutoff, reason: reason), !expired.isEmpty {
+                metrics.outcome(.failed, count: expired.count)
                 logger.warning("\(expired.count) queued delegations failed: \(reason)")
             }
         }
@@ -376,9 +382,11 @@ public final class DelegationWorker: Service, Sendable {
             var version = await peers.version(for: url, timeout: timeout)
             for _ in 0..<2 {
                 let request = A2AProtocol.cancelTask(item.remoteTaskID, traceparent: item.traceparent, version: version)
+                let started = ContinuousClock.now
                 do {
                     let answer = try await transport.send(.POST, url, headers: request.headers, body: request.body, timeout: timeout)
                     outcome = A2AProtocol.classify(answer)
+                    WorkerMetrics.a2aRequest(generation: version, outcome: outcome.metricName, duration: ContinuousClock.now - started)
                 } catch is CancellationError {
                     return
                 } catch {
@@ -403,6 +411,16 @@ public final class DelegationWorker: Service, Sendable {
         } else {
             try? await store.peerCancelGaveUp(item, worker: worker, error: "\(outcome)")
         }
+    }
+
+    // MARK: Gauges
+
+    /// Rows per status and the outbox backlog, at the poll interval, for the exported gauges.
+    private func refreshGauges() async {
+        repeat {
+            if let counts = try? await store.rowCounts() { metrics.rows(counts) }
+            if let backlog = try? await store.outboxBacklog() { metrics.outboxBacklog.record(backlog) }
+        } while !(await sleep(for: configuration.pollInterval, unless: draining))
     }
 
     // MARK: History

@@ -55,10 +55,13 @@ struct PlatformClient: Sendable {
             answer = try await transport.send(
                 .GET, url("/registry/discover/\(Self.pathComponent(target))"), headers: headers, timeout: timeout)
         } catch let error as TransportError {
+            WorkerMetrics.platformRequest("discover", status: nil)
             return .retry("Discovery failed: \(error.description)", retryAfter: nil)
         } catch let error as OversizedAnswer {
+            WorkerMetrics.platformRequest("discover", status: nil)
             return .failed("Discovery failed: \(error.description)")
         }
+        WorkerMetrics.platformRequest("discover", status: answer.status)
         return Self.discovery(from: answer, target: target)
     }
 
@@ -96,7 +99,14 @@ struct PlatformClient: Sendable {
         case .update: path = "/workspaces/\(Self.pathComponent(workspaceID))/delegations/\(Self.pathComponent(item.delegationID))/update"
         case .notify: path = "/workspaces/\(Self.pathComponent(workspaceID))/notify"
         }
-        return try await transport.send(.POST, url(path), headers: headers, body: Array(item.body.utf8), timeout: timeout)
+        do {
+            let answer = try await transport.send(.POST, url(path), headers: headers, body: Array(item.body.utf8), timeout: timeout)
+            WorkerMetrics.platformRequest(item.kind.rawValue, status: answer.status)
+            return answer
+        } catch {
+            if !(error is CancellationError) { WorkerMetrics.platformRequest(item.kind.rawValue, status: nil) }
+            throw error
+        }
     }
 
     struct ListedDelegation: Equatable {
@@ -120,8 +130,15 @@ struct PlatformClient: Sendable {
     /// `GET /workspaces/{self}/delegations`: a bare array, newest first. Rows without a
     /// `delegation_id` or a `status` are skipped; an answer that is not an array is an error.
     func listDelegations() async throws -> [ListedDelegation] {
-        let answer = try await transport.send(
-            .GET, url("/workspaces/\(Self.pathComponent(workspaceID))/delegations"), headers: headers, timeout: timeout)
+        let answer: HTTPAnswer
+        do {
+            answer = try await transport.send(
+                .GET, url("/workspaces/\(Self.pathComponent(workspaceID))/delegations"), headers: headers, timeout: timeout)
+        } catch {
+            if !(error is CancellationError) { WorkerMetrics.platformRequest("list", status: nil) }
+            throw error
+        }
+        WorkerMetrics.platformRequest("list", status: answer.status)
         return try Self.listed(from: answer)
     }
 

@@ -31,6 +31,9 @@ public struct WorkerConfiguration: Sendable {
     public var rediscoverAfterPollFailures: Int = 3
     /// Tries to ask a peer to cancel a task before giving up.
     public var peerCancelAttempts: Int = 8
+    /// Refresh the gauges that need a query (rows per status, outbox backlog) at the poll interval:
+    /// on when metrics are exported (`--metrics-port`), off otherwise (no query for nobody).
+    public var refreshesGauges = false
     /// Per HTTP request to the platform.
     public var platformTimeout: Duration = .seconds(30)
     /// Delegations in flight at once.

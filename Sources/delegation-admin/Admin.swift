@@ -1,4 +1,5 @@
 import ArgumentParser
+import DelegationLogging
 import DelegationStore
 import DelegationTool
 import Foundation
@@ -13,6 +14,9 @@ enum Admin {
         _ body: (DelegationStore) async throws -> Report
     ) async throws {
         do {
+            // Warnings (a denied delegation, …) on stderr, as text or JSON lines; stdout is the answer's.
+            try LogFormat.resolve(flag: options.logFormat, environment: ProcessInfo.processInfo.environment)
+                .bootstrap(level: .warning)
             let store = try DelegationStore(try options.configuration(create: create, access: access))
             let report: Report
             do {

@@ -12,7 +12,10 @@ struct CancelCommand: AsyncParsableCommand {
             final; the database refuses and nothing changes. All or nothing across the ids given.
             """)
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Argument(help: "Delegation ids to cancel.")
     var ids: [String]

@@ -15,7 +15,10 @@ struct CheckCommand: AsyncParsableCommand {
             running); finished rows carry finished_at; the platform mirror is not stuck.
             """)
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Option(name: .customLong("stale-lease"), help: "A lease expired longer ago than this means no worker is running (default 10m).")
     var staleLease: AgeArgument = AgeArgument(argument: "10m")!

@@ -15,6 +15,19 @@ struct CommonOptions: ParsableArguments {
         help: "Seconds to wait for another process's write lock before giving up (env DELEGATION_BUSY_TIMEOUT_MS; default 10).")
     var busyTimeout: Double?
 
+    @Option(name: .customLong("log-format"), help: "text or json: how warnings are logged on stderr (env LOG_FORMAT; default text).")
+    var logFormat: String?
+
+    /// These options where given, else `other`'s (the same options before the subcommand's name).
+    func merged(with other: CommonOptions) -> CommonOptions {
+        var merged = self
+        merged.db = db ?? other.db
+        merged.json = json || other.json
+        merged.busyTimeout = busyTimeout ?? other.busyTimeout
+        merged.logFormat = logFormat ?? other.logFormat
+        return merged
+    }
+
     func validate() throws {
         if let busyTimeout, !(busyTimeout >= 0 && busyTimeout <= 3600) {
             throw ValidationError("--busy-timeout must be between 0 and 3600 seconds, not \(busyTimeout)")

@@ -9,7 +9,10 @@ struct DelegateCommand: AsyncParsableCommand {
         abstract: "Enqueue a delegation; prints the tool's \"delegated\" answer.",
         discussion: "Roles come from WORKSPACE_ROLES (comma list, default operator); a denied caller stores nothing and exits 1.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Option(help: "The target workspace id.")
     var workspace: String

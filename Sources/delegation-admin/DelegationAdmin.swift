@@ -10,7 +10,8 @@ struct DelegationAdmin: AsyncParsableCommand {
         commandName: "delegation-admin",
         abstract: "Inspect, repair and tidy a durable delegation database.",
         discussion: """
-            Every subcommand takes --db PATH (env DELEGATION_DB, default ./delegations.db) and --json \
+            Every subcommand takes --db PATH (env DELEGATION_DB, default ./delegations.db) and --json, \
+            before or after the subcommand name \
             (exactly one JSON document on stdout; errors as {"error": "..."} with exit code 1). Only \
             `migrate` and `delegate` create a database that does not exist yet.
             Times are ISO 8601 in UTC (2026-11-28, 2026-11-28T02:00, 2026-11-28T02:00:00Z) or relative \
@@ -21,6 +22,9 @@ struct DelegationAdmin: AsyncParsableCommand {
             EventsCommand.self, StatsCommand.self, RetryCommand.self, CancelCommand.self, EvictCommand.self,
             CheckCommand.self, ExportCommand.self, VacuumCommand.self, CheckpointCommand.self,
         ])
+
+    /// `--db`, `--json`, `--busy-timeout`, `--log-format` before the subcommand, as people type `git -C`.
+    @OptionGroup var global: CommonOptions
 
     /// ArgumentParser's own `main`, except that with `--json` a usage error is a JSON document too:
     /// a script that asked for JSON should never have to parse prose.

@@ -11,7 +11,10 @@ struct EventsCommand: AsyncParsableCommand {
               delegation-admin events --to-status failed --since 2026-11-28T02:00 --until 2026-11-28T03:00
             """)
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Option(help: "Only the events of this delegation.")
     var delegation: String?

@@ -15,7 +15,10 @@ struct EvictCommand: AsyncParsableCommand {
             are possible, losses are not).
             """)
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Option(help: "Keep this many most recently finished delegations (default: env MAX_DELEGATION_HISTORY, else 100, when --older-than is not given).")
     var keep: Int?

@@ -13,7 +13,10 @@ struct ExportCommand: AsyncParsableCommand {
             {"delegations": [...], "count": N}, still streamed.
             """)
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
     @OptionGroup var filter: ListFilter
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, csv }

@@ -8,7 +8,10 @@ struct ListCommand: AsyncParsableCommand {
         abstract: "Delegations matching filters, newest first, at most --limit of them.",
         discussion: "Reads one page through an index; it never loads the whole table.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
     @OptionGroup var filter: ListFilter
 
     @Option(help: "At most this many rows (1…100000).")

@@ -9,7 +9,10 @@ struct MigrateCommand: AsyncParsableCommand {
         abstract: "Create the database or bring its schema up to date; print the applied versions.",
         discussion: "Idempotent: running it on a current database changes nothing. Refuses a database migrated by a newer build.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     func run() async throws {
         try await Admin.run(options, create: true) { store in

@@ -9,7 +9,10 @@ struct RetryCommand: AsyncParsableCommand {
         abstract: "Send failed delegations again: failed → pending, attempts reset, same messageId; audited.",
         discussion: "All or nothing: if one id is unknown or not failed, nothing changes.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Argument(help: "Delegation ids to retry.")
     var ids: [String] = []

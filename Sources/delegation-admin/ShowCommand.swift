@@ -7,7 +7,10 @@ struct ShowCommand: AsyncParsableCommand {
         commandName: "show",
         abstract: "One delegation in full, with its event timeline and its platform mirror calls.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Argument(help: "The delegation id.")
     var id: String

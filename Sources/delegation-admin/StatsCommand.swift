@@ -8,7 +8,10 @@ struct StatsCommand: AsyncParsableCommand {
         commandName: "stats",
         abstract: "Queue health: counts by status, oldest pending, leases, attempts, time to complete, mirror backlog.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Option(help: "Window for the attempts histogram (rows created since) and time-to-complete percentiles (completed since); default 24h.")
     var since: TimeArgument?

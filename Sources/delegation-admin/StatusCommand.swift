@@ -7,7 +7,10 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "The tool's check_delegation_status answer: one delegation, or every live one and the recent history.")
 
-    @OptionGroup var options: CommonOptions
+    @OptionGroup var local: CommonOptions
+    @ParentCommand var parent: DelegationAdmin
+    /// The global options given after the subcommand, else before it (`delegation-admin --db q.db list`).
+    var options: CommonOptions { local.merged(with: parent.global) }
 
     @Argument(help: "A delegation id (task_id). Without it: the list form.")
     var id: String?

@@ -1,8 +1,11 @@
 import ArgumentParser
+import DelegationLogging
 import DelegationStore
 import DelegationWorker
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 @main
@@ -77,18 +80,39 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL; default info).")
     var logLevel: String?
 
+    @Option(name: .customLong("log-format"), help: "text, or json: one object per line on stderr (env LOG_FORMAT; default text).")
+    var logFormat: String?
+
+    @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics (Prometheus text format) on this port; 0 picks a free one, logged at start (default: off).")
+    var metricsPort: Int?
+
+    @Option(name: .customLong("metrics-host"), help: "The address /metrics listens on (default 127.0.0.1).")
+    var metricsHost: String = "127.0.0.1"
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let levelName = logLevel ?? environment["LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        do {
+            try LogFormat.resolve(flag: logFormat, environment: environment).bootstrap(level: level)
+        } catch {
+            throw ValidationError(error.description)
         }
-        let configuration = try workerConfiguration(environment)
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be between 0 and 65535, not \(metricsPort)")
+        }
+        var configuration = try workerConfiguration(environment)
+        // Before the store and the worker create their metric handles: they bind to the bootstrapped backend.
+        let registry: PrometheusCollectorRegistry? = metricsPort.map { _ in
+            let registry = PrometheusCollectorRegistry()
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.valueHistogramBuckets["delegation_store_operations_per_commit"] = WriterStatistics.operationsPerCommitBuckets
+            MetricsSystem.bootstrap(factory)
+            return registry
+        }
+        configuration.refreshesGauges = registry != nil
         let logger = Logger(label: "delegation.worker")
         let problems = configuration.problems()
         guard problems.isEmpty else {
@@ -105,14 +129,18 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
         // One owner for every lifecycle: the group starts them and, on SIGTERM or when one throws, stops them
         // in reverse order — the worker first, then the HTTP client, then the store.
         let http = DelegationWorker.makeHTTPClient(concurrency: configuration.concurrency)
-        let services: [ServiceGroupConfiguration.ServiceConfiguration]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration]
         do {
             let worker = try DelegationWorker(configuration: configuration, store: store, httpClient: http, logger: logger)
             services = [
                 .init(service: StoreService(store)),
                 .init(service: HTTPClientService(http)),
-                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
             ]
+            if let registry, let metricsPort {
+                services.append(.init(service: try await MetricsServer(registry: registry, host: metricsHost, port: metricsPort, logger: logger)))
+            }
+            services.append(
+                .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
         } catch {
             try? await http.shutdown()
             await store.close()

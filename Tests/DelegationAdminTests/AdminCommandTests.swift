@@ -261,6 +261,29 @@ import Testing
         #expect(retried.status == 0, "writing commands still write: \(retried.stdout)")
     }
 
+    @Test func globalOptionsWorkBeforeAndAfterTheSubcommand() async throws {
+        var fixture = try await Fixture()
+        try await fixture.make("a", .completed)
+        let path = fixture.path
+        func run(_ arguments: [String]) async throws -> Admin.Result {
+            let child = try Child(Admin.binary, arguments)
+            let result = await child.finish(within: .seconds(30))
+            return Admin.Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
+        }
+        let after = try await run(["list", "--db", path, "--json"])
+        let before = try await run(["--db", path, "--json", "list"])
+        let mixed = try await run(["--db", path, "list", "--json"])
+        #expect(after.status == 0 && before.status == 0 && mixed.status == 0)
+        #expect(before.stdout == after.stdout && mixed.stdout == after.stdout)
+        #expect((try JSONValue.parse(before.stdout))["count"] == 1)
+        // After the subcommand wins over before it.
+        let other = try await run(["--db", "/nonexistent/elsewhere.db", "stats", "--db", path, "--json"])
+        #expect(other.status == 0, "\(other.stdout)")
+        let missing = try await run(["--json", "--db", fixture.directory.file("none.db"), "list"])
+        let missingError = try JSONValue.parse(missing.stdout)["error"]?.stringValue
+        #expect(missing.status == 1 && missingError?.contains("no delegation database") == true)
+    }
+
     @Test func aLockedDatabaseWaitsForTheBusyTimeoutThenSaysSo() async throws {
         var fixture = try await Fixture()
         let id = try await fixture.make("p", .pending)

@@ -1,0 +1,78 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+/// `GET /metrics` in the Prometheus text format, on `host:port` (127.0.0.1 unless told otherwise: the
+/// figures are operational detail, not for the whole network). A `Service`: it stops with its group.
+public final class MetricsServer: Service, Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    private let logger: Logger
+
+    /// The address it listens on (the port the system chose when asked for 0).
+    public let host: String
+    public let port: Int
+
+    /// Binds at once, so a port in use fails the start of the program, not a scrape later.
+    /// - Throws: NIO's error for an address that cannot be bound.
+    public init(registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger) async throws {
+        self.registry = registry
+        self.logger = logger
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        self.host = host
+        self.port = channel.channel.localAddress?.port ?? port
+    }
+
+    public func run() async throws {
+        logger.info("metrics at http://\(host):\(port)/metrics")
+        let registry = self.registry
+        try await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                try? await channel.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await Self.serve(connection, registry: registry) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.channel.channel.close(promise: nil)
+        }
+    }
+
+    private static func serve(
+        _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, registry: PrometheusCollectorRegistry
+    ) async {
+        try? await connection.executeThenClose { inbound, outbound in
+            for try await part in inbound {
+                guard case .head(let head) = part else { continue }
+                var body: [UInt8] = []
+                let status: HTTPResponseStatus
+                if head.method == .GET, head.uri.split(separator: "?").first == "/metrics" {
+                    registry.emit(into: &body)
+                    status = .ok
+                } else {
+                    body = Array("only GET /metrics here\n".utf8)
+                    status = .notFound
+                }
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+                headers.add(name: "Content-Length", value: "\(body.count)")
+                headers.add(name: "Connection", value: "close")
+                try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
+                try await outbound.write(.end(nil))
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Synchronization
+
+/// A child process driven over pipes on all three standard streams, as an MCP client drives a stdio
+/// server: lines written to its stdin, its stdout and stderr collected as they come (`TestSupport.Child`
+/// does not expose stdin).
+/// `@unchecked Sendable`: `Process` is only read (`isRunning`, `terminationStatus`, its pid) after launch;
+/// the collected output is behind a mutex.
+final class StdioChild: @unchecked Sendable {
+    private let process: Process
+    private let input: FileHandle
+    /// Kept alive for their readability handlers (a released handle closes its descriptor).
+    private let outputs: [FileHandle]
+    private let collected = Collected()
+
+    /// What the child wrote so far, shared with the pipes' readability handlers.
+    private final class Collected: Sendable {
+        struct State {
+            var stdout = Data()
+            var stderr = Data()
+            var closedStreams = 0
+        }
+        private let state = Mutex(State())
+        func withLock<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
+    }
+
+    /// One launch at a time in this test target: Foundation's `Process.run()` has crashed when many
+    /// children started at the same moment (TestSupport serializes its launches the same way).
+    private static let launches = Mutex(())
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Close-on-exec on our ends: a child started by another test must not inherit them, or the EOF
+        // we send (closing stdin) or wait for (stdout, stderr) would wait for that child too.
+        // Ends this process closes explicitly after the launch (or in closeStdin) are not closed on dealloc.
+        let stdin = Self.makePipe(closeReadOnDealloc: false, closeWriteOnDealloc: false)
+        let stdout = Self.makePipe(closeReadOnDealloc: true, closeWriteOnDealloc: false)
+        let stderr = Self.makePipe(closeReadOnDealloc: true, closeWriteOnDealloc: false)
+        process.standardInput = stdin.read
+        process.standardOutput = stdout.write
+        process.standardError = stderr.write
+        self.process = process
+        self.input = stdin.write
+        self.outputs = [stdout.read, stderr.read]
+        for (reader, isOutput) in [(stdout.read, true), (stderr.read, false)] {
+            reader.readabilityHandler = { [collected] handle in
+                let data = handle.availableData
+                collected.withLock {
+                    if data.isEmpty {
+                        handle.readabilityHandler = nil
+                        $0.closedStreams += 1
+                    } else if isOutput {
+                        $0.stdout.append(data)
+                    } else {
+                        $0.stderr.append(data)
+                    }
+                }
+            }
+        }
+        // A write to a child that already exited must fail with EPIPE, not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
+        try Self.launches.withLock { _ in try process.run() }
+        try stdin.read.close()
+        try stdout.write.close()
+        try stderr.write.close()
+    }
+
+    private static func makePipe(closeReadOnDealloc: Bool, closeWriteOnDealloc: Bool) -> (read: FileHandle, write: FileHandle) {
+        var descriptors: [Int32] = [0, 0]
+        precondition(pipe(&descriptors) == 0, "pipe failed")
+        for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        return (
+            FileHandle(fileDescriptor: descriptors[0], closeOnDealloc: closeReadOnDealloc),
+            FileHandle(fileDescriptor: descriptors[1], closeOnDealloc: closeWriteOnDealloc)
+        )
+    }
+
+    var stdout: String { collected.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
+    var stderr: String { collected.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+    var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty } }
+
+    /// Writes one newline-delimited message.
+    func send(_ line: String) throws {
+        try input.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// Closing stdin is how an MCP client ends a stdio session.
+    func closeStdin() throws {
+        try input.close()
+    }
+
+    /// Waits (without blocking a thread) for a stdout line that `matches`; nil if the process ends or `timeout` passes first.
+    func waitForLine(timeout: Duration = .seconds(20), where matches: (String) -> Bool) async -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let line = stdoutLines.first(where: matches) { return line }
+            if !process.isRunning || ContinuousClock.now >= deadline { return stdoutLines.first(where: matches) }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Waits for the exit; kills the child if it still runs after `timeout`. Then waits briefly for both
+    /// output pipes to reach EOF, so everything it wrote has been collected.
+    func finish(within timeout: Duration) async -> (status: Int32, timedOut: Bool) {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let timedOut = process.isRunning
+        if timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        let drained = ContinuousClock.now + .seconds(2)
+        while collected.withLock({ $0.closedStreams < 2 }) && ContinuousClock.now < drained {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return (process.terminationStatus, timedOut)
+    }
+}
