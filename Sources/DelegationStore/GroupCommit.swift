@@ -22,7 +22,7 @@ enum GroupCommit {
     ) {
         let started = ContinuousClock.now
         do {
-            try database.execute(script: "BEGIN IMMEDIATE")
+            try database.begin(.immediate)
         } catch {
             for operation in batch { operation.finish(commitError: error) }
             return
@@ -33,15 +33,16 @@ enum GroupCommit {
         } else {
             for operation in batch {
                 do {
-                    try database.execute(script: "SAVEPOINT operation")
+                    try database.savepoint("operation")
                 } catch {
                     abort = error
                     break
                 }
                 if operation.perform(database) {
-                    try? database.execute(script: "RELEASE operation")
+                    try? database.release("operation")
                 } else if database.isInTransaction {
-                    try? database.execute(script: "ROLLBACK TO operation; RELEASE operation")
+                    try? database.rollback(to: "operation")
+                    try? database.release("operation")
                 } else {
                     // SQLite itself rolled the transaction back (I/O error, disk full): nothing survived.
                     abort = transactionLost
@@ -51,13 +52,13 @@ enum GroupCommit {
         }
         var commitError: (any Error)?
         if let abort {
-            if database.isInTransaction { try? database.execute(script: "ROLLBACK") }
+            if database.isInTransaction { try? database.rollback() }
             if !(abort is RolledBack) { commitError = abort }
         } else {
             do {
-                try database.execute(script: "COMMIT")
+                try database.commit()
             } catch {
-                if database.isInTransaction { try? database.execute(script: "ROLLBACK") }
+                if database.isInTransaction { try? database.rollback() }
                 commitError = error
             }
         }

@@ -162,14 +162,26 @@ public final class Database {
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     public func transaction<T>(_ kind: TransactionKind = .immediate, _ body: () throws -> T) throws -> T {
-        try execute(script: kind.rawValue)
+        try begin(kind)
         do {
             let value = try body()
-            try execute(script: "COMMIT")
+            try commit()
             return value
         } catch {
-            if isInTransaction { try? execute(script: "ROLLBACK") }
+            if isInTransaction { try? rollback() }
             throw error
         }
     }
+
+    // Transaction control through cached prepared statements: `sqlite3_exec` parses the text on every
+    // call, and a queue runs these thousands of times a second.
+
+    public func begin(_ kind: TransactionKind = .immediate) throws(SQLiteError) { try execute(kind.rawValue) }
+    public func commit() throws(SQLiteError) { try execute("COMMIT") }
+    public func rollback() throws(SQLiteError) { try execute("ROLLBACK") }
+
+    /// `SAVEPOINT name`; `name` is the caller's constant (an identifier, never input).
+    public func savepoint(_ name: StaticString) throws(SQLiteError) { try execute("SAVEPOINT \(name)") }
+    public func release(_ name: StaticString) throws(SQLiteError) { try execute("RELEASE \(name)") }
+    public func rollback(to name: StaticString) throws(SQLiteError) { try execute("ROLLBACK TO \(name)") }
 }
