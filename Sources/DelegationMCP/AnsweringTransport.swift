@@ -32,9 +32,10 @@ actor AnsweringTransport: Transport {
         await inner.disconnect()
     }
 
+    /// A response that cannot be written (the client closed its end) is crossed off too: it never will be.
     func send(_ data: Data) async throws {
+        defer { for id in Self.responseIDs(in: data) { owed.remove(id) } }
         try await inner.send(data)
-        for id in Self.responseIDs(in: data) { owed.remove(id) }
     }
 
     /// The inner transport's messages, each noted before the server gets it. The end of the input —

@@ -112,7 +112,7 @@ public struct DelegationMCPServer: Sendable {
 
         case .checkDelegationStatus:
             // As the original tool: no task_id (or an empty one) is the list form.
-            guard let id = try arguments.optionalString("task_id"), !id.isEmpty else {
+            guard let id = try arguments.optionalString("task_id", emptyIsAbsent: true) else {
                 return .answer(try await tool.listAll())
             }
             guard let delegation = try await store.delegation(id: id) else {
@@ -121,8 +121,9 @@ public struct DelegationMCPServer: Sendable {
             return .answer(ToolAnswer.status(of: delegation))
 
         case .listDelegations:
+            // An empty filter (what some models send for "any") is no filter.
             let status = try arguments.optionalStatus("status")
-            let workspace = try arguments.optionalString("workspace_id")
+            let workspace = try arguments.optionalString("workspace_id", emptyIsAbsent: true)
             let limit = try arguments.optionalInteger("limit", in: ToolCatalog.listLimitRange) ?? ToolCatalog.defaultListLimit
             let rows = try await store.list(
                 DelegationQuery(statuses: status.map { [$0] } ?? [], workspaceID: workspace, newestFirst: true, limit: limit))
@@ -130,7 +131,7 @@ public struct DelegationMCPServer: Sendable {
 
         case .cancelDelegation:
             let id = try arguments.requiredString("task_id")
-            let reason = try arguments.optionalString("reason").flatMap { $0.isEmpty ? nil : $0 }
+            let reason = try arguments.optionalString("reason", emptyIsAbsent: true)
             // Worded as `delegation-admin cancel` words it, with this server as the one who cancelled.
             try await store.cancel([id], reason: "cancelled by \(caller.description)" + (reason.map { ": \($0)" } ?? ""))
             logger.info("cancelled", metadata: ["delegation_id": "\(id)", "by": "\(caller.description)"])

@@ -28,10 +28,14 @@ struct ToolArguments {
         return value
     }
 
-    func optionalString(_ name: String) throws(ToolArgumentError) -> String? {
+    /// - Parameter emptyIsAbsent: an empty string means "not given" (optional filters, where some models
+    ///   send `""` for "any"; the original tool's `task_id=""` was its list form).
+    func optionalString(_ name: String, emptyIsAbsent: Bool = false) throws(ToolArgumentError) -> String? {
         switch values[name] {
         case nil, .null?: return nil
-        case .string(let text)?: return DataURLEscaping.unescape(text)
+        case .string(let text)?:
+            let text = DataURLEscaping.unescape(text)
+            return emptyIsAbsent && text.isEmpty ? nil : text
         // Without `AnsweringTransport` in front, the SDK decodes a string shaped like a data URL as `.data`:
         // the best that can be done then is the data URL it stands for.
         case .data(let mimeType, let bytes)?: return bytes.dataURLEncoded(mimeType: mimeType)
@@ -56,8 +60,9 @@ struct ToolArguments {
         return number
     }
 
+    /// One of the six statuses; an empty string is no filter.
     func optionalStatus(_ name: String) throws(ToolArgumentError) -> DelegationStatus? {
-        guard let text = try optionalString(name) else { return nil }
+        guard let text = try optionalString(name, emptyIsAbsent: true) else { return nil }
         guard let status = DelegationStatus(rawValue: text) else {
             let statuses = DelegationStatus.allCases.map(\.rawValue).joined(separator: ", ")
             throw error(name, "must be one of \(statuses), not '\(text)'")

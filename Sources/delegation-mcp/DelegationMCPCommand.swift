@@ -35,6 +35,9 @@ struct DelegationMCPCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        // A client that went away (its end of stdout closed) must make writes fail, not kill the process
+        // before it closes the store.
+        signal(SIGPIPE, SIG_IGN)
         let environment = ProcessInfo.processInfo.environment
         let format: LogFormat
         do {
