@@ -207,12 +207,25 @@ BEGIN
                 WHEN 'cancelled'   THEN coalesce(NEW.error, 'cancelled')
                 WHEN 'queued'      THEN 'accepted into the platform''s queue'
             END);
-    -- Bookkeeping every client gets for free: only in_progress rows hold a lease, and a status
-    -- change ends a run of take-overs.
+END;
+
+-- Bookkeeping every client gets for free: only in_progress rows hold a lease, finished rows have a
+-- finished_at and live ones none, a status change ends a run of take-overs, a queued row knows when it
+-- was accepted. The worker's own statements set all of it themselves (one write per transition); this
+-- second UPDATE runs only for a statement that did not — a hand-typed `UPDATE … SET status = …`.
+CREATE TRIGGER delegations_status_bookkeeping
+AFTER UPDATE OF status ON delegations
+WHEN NEW.status IS NOT OLD.status AND (
+       (NEW.status <> 'in_progress' AND (NEW.lease_owner IS NOT NULL OR NEW.lease_expires_at IS NOT NULL))
+    OR (NEW.status IN ('completed', 'failed', 'cancelled')) <> (NEW.finished_at IS NOT NULL)
+    OR NEW.takeovers <> 0
+    OR NEW.updated_at IS OLD.updated_at
+    OR (NEW.status = 'queued' AND NEW.accepted_at IS NULL))
+BEGIN
     UPDATE delegations
     SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
         finished_at = CASE WHEN NEW.status IN ('completed', 'failed', 'cancelled')
-                           THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') END,
+                           THEN coalesce(NEW.finished_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) END,
         lease_owner = CASE WHEN NEW.status = 'in_progress' THEN NEW.lease_owner END,
         lease_expires_at = CASE WHEN NEW.status = 'in_progress' THEN NEW.lease_expires_at END,
         takeovers = 0,

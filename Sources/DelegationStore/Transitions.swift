@@ -8,6 +8,10 @@ package import SQLiteDatabase
 package enum Transitions {
     package static let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
+    /// What every move to a final status sets itself, so the schema's bookkeeping trigger has nothing to
+    /// fix (one write of the row per transition, not two).
+    static let finishing = "finished_at = \(now), lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)"
+
     /// `strftime`'s modifier for "now plus `duration`", bound as a parameter. Saturates at ±100 years,
     /// so no duration (a peer's Retry-After, a flag) can overflow the arithmetic or the date.
     package static func offset(_ duration: Duration) -> String {
@@ -96,7 +100,7 @@ package enum Transitions {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
-            set: "status = 'completed', result = ?3, error = NULL, remote_state = coalesce(?4, remote_state), updated_at = \(now)",
+            set: "status = 'completed', result = ?3, error = NULL, remote_state = coalesce(?4, remote_state), \(finishing)",
             result, remoteState)
     }
 
@@ -108,7 +112,7 @@ package enum Transitions {
         try record(steps, database, id: id, worker: worker)
         try updateHeld(
             database, id: id, worker: worker,
-            set: "status = 'failed', error = ?3, remote_state = coalesce(?4, remote_state), updated_at = \(now)",
+            set: "status = 'failed', error = ?3, remote_state = coalesce(?4, remote_state), \(finishing)",
             TextLimit.errorText(error), remoteState)
     }
 
@@ -121,7 +125,7 @@ package enum Transitions {
             database, id: id, worker: worker,
             set: """
                 status = 'pending', error = ?3, next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4),
-                lease_owner = NULL, lease_expires_at = NULL, updated_at = \(now)
+                lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)
                 """,
             TextLimit.errorText(error), offset(delay))
     }
@@ -131,7 +135,9 @@ package enum Transitions {
         _ database: Database, id: String, worker: String, detail: String, steps: [DelegationStep] = []
     ) throws {
         try record(steps + [DelegationStep("queued", detail)], database, id: id, worker: worker)
-        try updateHeld(database, id: id, worker: worker, set: "status = 'queued', accepted_at = \(now), updated_at = \(now)")
+        try updateHeld(
+            database, id: id, worker: worker,
+            set: "status = 'queued', accepted_at = \(now), lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)")
     }
 
     /// The peer accepted the task and runs it (a submitted/working task): the row stays in progress but
@@ -211,11 +217,11 @@ package enum Transitions {
         switch outcome {
         case .completed(let result):
             try database.execute(
-                "UPDATE delegations SET status = 'completed', result = ?2, error = NULL, updated_at = \(now) WHERE id = ?1 AND status = 'queued'",
+                "UPDATE delegations SET status = 'completed', result = ?2, error = NULL, \(finishing) WHERE id = ?1 AND status = 'queued'",
                 id, result) == 1
         case .failed(let error):
             try database.execute(
-                "UPDATE delegations SET status = 'failed', error = ?2, updated_at = \(now) WHERE id = ?1 AND status = 'queued'",
+                "UPDATE delegations SET status = 'failed', error = ?2, \(finishing) WHERE id = ?1 AND status = 'queued'",
                 id, error.isEmpty ? "failed at the platform" : TextLimit.errorText(error)) == 1
         }
     }
@@ -225,7 +231,7 @@ package enum Transitions {
     package static func expireQueued(_ database: Database, acceptedBefore: String, reason: String) throws -> [String] {
         try database.query(
             """
-            UPDATE delegations SET status = 'failed', error = ?2, updated_at = \(now)
+            UPDATE delegations SET status = 'failed', error = ?2, \(finishing)
             WHERE status = 'queued' AND coalesce(accepted_at, updated_at) < ?1 RETURNING id
             """, acceptedBefore, TextLimit.errorText(reason)
         ).compactMap { $0[0].string }
@@ -236,7 +242,7 @@ package enum Transitions {
     /// pending | in_progress | queued → cancelled. A worker holding the row loses its lease.
     package static func cancel(_ database: Database, id: String, reason: String) throws {
         let changed = try database.execute(
-            "UPDATE delegations SET status = 'cancelled', error = ?2, updated_at = \(now) WHERE id = ?1 AND status <> 'cancelled'",
+            "UPDATE delegations SET status = 'cancelled', error = ?2, \(finishing) WHERE id = ?1 AND status <> 'cancelled'",
             id, TextLimit.errorText(reason))
         if changed == 0 {
             guard try database.queryFirst("SELECT 1 FROM delegations WHERE id = ?", id) != nil else {
@@ -252,6 +258,7 @@ package enum Transitions {
         let changed = try database.execute(
             """
             UPDATE delegations SET status = 'pending', attempts = 0, next_run_at = \(now), remote_task_id = NULL,
+                finished_at = NULL, takeovers = 0,
                 peer_url = NULL, remote_state = NULL, accepted_at = NULL, polls = 0, last_polled_at = NULL,
                 poll_failures = 0, updated_at = \(now)
             WHERE id = ?1 AND status = 'failed'

@@ -93,6 +93,7 @@ import Testing
         // Someone with a sqlite3 shell drops the audit trigger and edits a row behind its back.
         let raw = RawConnection(fixture.path)
         #expect(raw.run("DROP TRIGGER delegations_audit_status").code == 0)
+        #expect(raw.run("DROP TRIGGER delegations_status_bookkeeping").code == 0)
         #expect(raw.run("UPDATE delegations SET status = 'cancelled' WHERE id = ?", live[0]).code == 0)
         // And a worker died long ago holding a lease.
         #expect(raw.run("UPDATE delegations SET lease_expires_at = '2020-01-01T00:00:00.000Z' WHERE id = ?", live[2]).code == 0)

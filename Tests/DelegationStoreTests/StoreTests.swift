@@ -236,6 +236,36 @@ import Testing
         await store.close()
     }
 
+    @Test func everyTransitionOfTheWorkerIsOneWriteOfTheRow() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let ids = [
+            try #require(try await store.delegate(workspaceID: "ws", task: "a")["task_id"]?.stringValue),
+            try #require(try await store.delegate(workspaceID: "ws", task: "b")["task_id"]?.stringValue),
+        ]
+        _ = try await store.claim(worker: "w", limit: 2, lease: .seconds(30))
+        // Rows changed by a completion: the row, its status event, the update and notify mirror calls.
+        // The schema's bookkeeping trigger would add a second UPDATE of the row if the statement left
+        // anything for it to fix.
+        let changed = try await store.write("complete") { database -> Int in
+            let before = try database.queryFirst("SELECT total_changes()")?[0].int ?? 0
+            try Transitions.complete(database, id: ids[0], worker: "w", result: "done")
+            return (try database.queryFirst("SELECT total_changes()")?[0].int ?? 0) - before
+        }
+        #expect(changed == 4, "one write of the row per transition (\(changed) changes)")
+        let raw = try await store.write("raw") { database -> Int in
+            let before = try database.queryFirst("SELECT total_changes()")?[0].int ?? 0
+            try database.execute("UPDATE delegations SET status = 'cancelled' WHERE id = ?", ids[1])
+            return (try database.queryFirst("SELECT total_changes()")?[0].int ?? 0) - before
+        }
+        #expect(raw == 5, "a hand-typed status change gets its bookkeeping from the schema (\(raw) changes)")
+        for id in ids {
+            let row = try #require(try await store.delegation(id: id))
+            #expect(row.finishedAt != nil && row.leaseOwner == nil && row.leaseExpiresAt == nil && row.takeovers == 0)
+        }
+        await store.close()
+    }
+
     @Test func queuedRowsResolveOnce() async throws {
         let directory = TemporaryDirectory()
         let store = try makeStore(directory)
