@@ -108,6 +108,16 @@ package enum Checks {
         findings.append(CheckFinding(
             name: "outbox", ok: stuck == 0,
             detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))
+        let drifted = try database.query(
+            """
+            SELECT c.status, c.rows, (SELECT count(*) FROM delegations d WHERE d.status = c.status) AS actual
+            FROM delegation_counts c WHERE c.rows <> actual
+            """)
+        findings.append(CheckFinding(
+            name: "counts", ok: drifted.isEmpty,
+            detail: drifted.isEmpty ? "the kept counts per status agree with the rows" : "\(drifted.count) status count(s) drifted",
+            examples: drifted.map { "\($0[0].string ?? ""): kept \($0[1].int ?? 0), actual \($0[2].int ?? 0)" }))
+
         let old = try database.query(
             """
             SELECT id, coalesce(accepted_at, updated_at) FROM delegations

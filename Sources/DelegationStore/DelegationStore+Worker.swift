@@ -112,14 +112,10 @@ extension DelegationStore {
         try await read("checking for remaining work") { try Transitions.remainingWork($0) }
     }
 
-    /// Rows per status (every status present), for gauges refreshed at a poll interval.
+    /// Rows per status (every status present), for gauges refreshed at a poll interval: the schema keeps
+    /// them, so this is one read of six rows.
     public func rowCounts() async throws -> [DelegationStatus: Int] {
-        try await read("counting rows by status") { database in
-            let counts = Dictionary(
-                uniqueKeysWithValues: try database.query("SELECT status, count(*) FROM delegations GROUP BY status")
-                    .map { ($0[0].string ?? "", $0[1].int ?? 0) })
-            return Dictionary(uniqueKeysWithValues: DelegationStatus.allCases.map { ($0, counts[$0.rawValue] ?? 0) })
-        }
+        try await read("counting rows by status") { try Statistics.rowCounts($0) }
     }
 
     /// The A2A generation remembered for each peer URL ("0.3" or "1.0").

@@ -67,10 +67,17 @@ package enum Queries {
             arguments.append(finished)
         }
         if let search = query.search {
-            let parameter = "?\(arguments.count + 1)"
-            conditions.append(
-                "(task LIKE \(parameter) ESCAPE '\\' OR result LIKE \(parameter) ESCAPE '\\' OR error LIKE \(parameter) ESCAPE '\\')")
-            arguments.append("%" + escapeLike(search) + "%")
+            if search.unicodeScalars.count >= 3 {
+                // The trigram index (migration 0005): a phrase of the text is a substring match, case-insensitive.
+                conditions.append("rowid IN (SELECT rowid FROM delegation_search WHERE delegation_search MATCH ?)")
+                arguments.append("\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+            } else {
+                // Too short for trigrams: a scan, as before.
+                let parameter = "?\(arguments.count + 1)"
+                conditions.append(
+                    "(task LIKE \(parameter) ESCAPE '\\' OR result LIKE \(parameter) ESCAPE '\\' OR error LIKE \(parameter) ESCAPE '\\')")
+                arguments.append("%" + escapeLike(search) + "%")
+            }
         }
         // rowid breaks ties: it rides along in every index on created_at, so no sort is needed.
         let order = query.newestFirst ? "ORDER BY created_at DESC, rowid DESC" : "ORDER BY created_at, rowid"

@@ -4,10 +4,8 @@ package import SQLiteDatabase
 package enum Statistics {
     package static func compute(_ database: Database, windowStart: String, now: String) throws -> QueueStatistics {
         var figures = QueueStatistics(windowStart: windowStart)
-        let counts = Dictionary(
-            uniqueKeysWithValues: try database.query("SELECT status, count(*) FROM delegations GROUP BY status")
-                .map { ($0[0].string ?? "", $0[1].int ?? 0) })
-        figures.counts = Dictionary(uniqueKeysWithValues: DelegationStatus.allCases.map { ($0, counts[$0.rawValue] ?? 0) })
+        let counts = try rowCounts(database)
+        figures.counts = counts
         figures.oldestPendingCreatedAt = try database.queryFirst(
             "SELECT min(created_at) FROM delegations WHERE status = 'pending'")?[0].string
         let leases = try database.queryFirst(
@@ -51,5 +49,13 @@ package enum Statistics {
         figures.outboxDead = try database.queryFirst("SELECT count(*) FROM platform_outbox WHERE dead_at IS NOT NULL")?[0].int ?? 0
         figures.peerCancelsPending = try database.queryFirst("SELECT count(*) FROM peer_cancels WHERE done_at IS NULL")?[0].int ?? 0
         return figures
+    }
+
+    /// Rows per status, as the schema keeps them (`delegation_counts`, migration 0005): constant time.
+    package static func rowCounts(_ database: Database) throws -> [DelegationStatus: Int] {
+        let kept = Dictionary(
+            uniqueKeysWithValues: try database.query("SELECT status, rows FROM delegation_counts")
+                .map { ($0[0].string ?? "", $0[1].int ?? 0) })
+        return Dictionary(uniqueKeysWithValues: DelegationStatus.allCases.map { ($0, kept[$0.rawValue] ?? 0) })
     }
 }

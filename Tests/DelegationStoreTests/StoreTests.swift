@@ -244,25 +244,68 @@ import Testing
             try #require(try await store.delegate(workspaceID: "ws", task: "b")["task_id"]?.stringValue),
         ]
         _ = try await store.claim(worker: "w", limit: 2, lease: .seconds(30))
-        // Rows changed by a completion: the row, its status event, the update and notify mirror calls.
-        // The schema's bookkeeping trigger would add a second UPDATE of the row if the statement left
-        // anything for it to fix.
+        // The same move twice, by the worker and by hand: the hand-typed one differs by exactly the schema's
+        // bookkeeping UPDATE (the row written a second time); the worker's statement left nothing to fix.
         let changed = try await store.write("complete") { database -> Int in
             let before = try database.queryFirst("SELECT total_changes()")?[0].int ?? 0
-            try Transitions.complete(database, id: ids[0], worker: "w", result: "done")
+            try Transitions.fail(database, id: ids[0], worker: "w", error: "gave up")
             return (try database.queryFirst("SELECT total_changes()")?[0].int ?? 0) - before
         }
-        #expect(changed == 4, "one write of the row per transition (\(changed) changes)")
+
         let raw = try await store.write("raw") { database -> Int in
             let before = try database.queryFirst("SELECT total_changes()")?[0].int ?? 0
-            try database.execute("UPDATE delegations SET status = 'cancelled' WHERE id = ?", ids[1])
+            try database.execute("UPDATE delegations SET status = 'failed', error = 'gave up' WHERE id = ?", ids[1])
             return (try database.queryFirst("SELECT total_changes()")?[0].int ?? 0) - before
         }
-        #expect(raw == 5, "a hand-typed status change gets its bookkeeping from the schema (\(raw) changes)")
+        #expect(raw == changed + 1, "worker: \(changed) changes; by hand: \(raw), one more: the bookkeeping UPDATE")
         for id in ids {
             let row = try #require(try await store.delegation(id: id))
             #expect(row.finishedAt != nil && row.leaseOwner == nil && row.leaseExpiresAt == nil && row.takeovers == 0)
         }
+        await store.close()
+    }
+
+    @Test func countsAreKeptBySchemaAndSearchUsesTheTrigramIndex() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let texts = ["Summarise the Q3 REPORT", "translate 100% of the notes", "a_b c", "quote \"this\" here", "plain"]
+        var ids: [String] = []
+        for text in texts { ids.append(try #require(try await store.delegate(workspaceID: "ws", task: text)["task_id"]?.stringValue)) }
+        _ = try await store.claim(worker: "w", limit: 5, lease: .seconds(30))
+        try await store.complete(id: ids[0], worker: "w", result: "revenue up 12%")
+        try await store.fail(id: ids[1], worker: "w", error: "peer said: Unsupported Format")
+        try await store.cancel(id: ids[2], reason: "duplicate")
+        // Raw SQL moves the counts too.
+        let byHand = ids[3], evicted = ids[0]
+        try await store.write("raw") { try $0.execute("UPDATE delegations SET status = 'cancelled' WHERE id = ?", byHand) }
+        let counts = try await store.rowCounts()
+        #expect(counts == [.pending: 0, .inProgress: 1, .queued: 0, .completed: 1, .failed: 1, .cancelled: 2])
+        #expect(try await store.statistics(windowStart: "2000-01-01").counts == counts)
+
+        func search(_ text: String) async throws -> Set<String> {
+            Set(try await store.list(DelegationQuery(search: text)).map(\.id))
+        }
+        #expect(try await search("q3 report") == [ids[0]], "case-insensitive, in the task")
+        #expect(try await search("UP 12%") == [ids[0]], "in the result; % is literal")
+        #expect(try await search("unsupported") == [ids[1]], "in the error")
+        #expect(try await search("100%") == [ids[1]])
+        #expect(try await search("a_b") == [ids[2]], "_ is literal")
+        #expect(try await search("\"this\"") == [ids[3]], "quotes are text")
+        #expect(try await search("ab") == [], "two characters: the LIKE path, _ still literal")
+        #expect(try await search("ai") == [ids[1], ids[4]], "plain, and the error \"peer said\"")
+        #expect(try await search("nowhere to be found") == [])
+        let plan = try await store.read { database in
+            try database.query(
+                "EXPLAIN QUERY PLAN SELECT id FROM delegations WHERE rowid IN (SELECT rowid FROM delegation_search WHERE delegation_search MATCH ?)",
+                "\"report\"").compactMap { $0["detail"].string }
+        }
+        #expect(plan.contains { $0.contains("VIRTUAL TABLE INDEX") }, "\(plan)")
+        // Evicting removes rows from both.
+        try await store.write("evict") { database in
+            _ = try Eviction.delete(database, ids: [evicted])
+        }
+        #expect(try await store.rowCounts()[.completed] == 0)
+        #expect(try await search("q3 report") == [])
         await store.close()
     }
 
