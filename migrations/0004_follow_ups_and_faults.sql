@@ -32,7 +32,11 @@ DROP TRIGGER delegation_events_no_delete;
 DROP TRIGGER delegation_events_status_matches;
 
 CREATE TABLE delegations_0004 (
-    id                  TEXT NOT NULL PRIMARY KEY DEFAULT (
+    -- The row's key: an INTEGER PRIMARY KEY (SQLite's rowid) so that it never changes, not even in a
+    -- VACUUM or a dump and reload — the search index (0005) is keyed on it — and new rows append to
+    -- the table's B-tree. The UUID below is the delegation's identity everywhere else.
+    seq                 INTEGER PRIMARY KEY,
+    id                  TEXT NOT NULL UNIQUE DEFAULT (
                             lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
                             substr(lower(hex(randomblob(2))), 2) || '-' ||
                             substr('89ab', 1 + (random() & 3), 1) || substr(lower(hex(randomblob(2))), 2) || '-' ||
@@ -93,7 +97,7 @@ CREATE TABLE delegations_0004 (
 ) STRICT;
 
 INSERT INTO delegations_0004 (
-    rowid, id, workspace_id, source_workspace_id, task, status, result, error, attempts, max_attempts,
+    seq, id, workspace_id, source_workspace_id, task, status, result, error, attempts, max_attempts,
     next_run_at, lease_owner, lease_expires_at, message_id, traceparent, remote_task_id,
     created_at, updated_at, finished_at, accepted_at)
 SELECT rowid, id, workspace_id, source_workspace_id, task, status, result, error, attempts, max_attempts,
@@ -130,6 +134,16 @@ WHEN NEW.status IS NOT 'pending' OR NEW.result IS NOT NULL OR NEW.lease_owner IS
      OR NEW.takeovers <> 0 OR NEW.polls <> 0
 BEGIN
     SELECT RAISE(ABORT, 'a new delegation must be pending, with no result, lease, attempts or peer task');
+END;
+
+-- An insert never replaces a delegation: `INSERT OR REPLACE` would delete the old row without its
+-- delete triggers (counts, search index) and cascade its history away — a completed delegation and its
+-- events erased by an insert. BEFORE triggers run before conflict resolution, so this refuses it.
+CREATE TRIGGER delegations_insert_never_replaces
+BEFORE INSERT ON delegations
+WHEN EXISTS (SELECT 1 FROM delegations WHERE id = NEW.id OR message_id = NEW.message_id)
+BEGIN
+    SELECT RAISE(ABORT, 'a delegation with this id or message_id exists: delegations are never replaced');
 END;
 
 -- The transition table. The WHEN clause is the whitelist; the CASE only picks the message.
@@ -211,16 +225,18 @@ END;
 
 -- Bookkeeping every client gets for free: only in_progress rows hold a lease, finished rows have a
 -- finished_at and live ones none, a status change ends a run of take-overs, a queued row knows when it
--- was accepted. The worker's own statements set all of it themselves (one write per transition); this
--- second UPDATE runs only for a statement that did not — a hand-typed `UPDATE … SET status = …`.
+-- was accepted, a failed row sent again forgets the peer task it followed. The worker's own statements
+-- set all of it themselves (one write of the row per transition); this second UPDATE runs only for a
+-- statement that left something to fix — a hand-typed `UPDATE … SET status = …`.
 CREATE TRIGGER delegations_status_bookkeeping
 AFTER UPDATE OF status ON delegations
 WHEN NEW.status IS NOT OLD.status AND (
        (NEW.status <> 'in_progress' AND (NEW.lease_owner IS NOT NULL OR NEW.lease_expires_at IS NOT NULL))
     OR (NEW.status IN ('completed', 'failed', 'cancelled')) <> (NEW.finished_at IS NOT NULL)
     OR NEW.takeovers <> 0
-    OR NEW.updated_at IS OLD.updated_at
-    OR (NEW.status = 'queued' AND NEW.accepted_at IS NULL))
+    OR (NEW.status = 'queued' AND NEW.accepted_at IS NULL)
+    OR (OLD.status = 'failed' AND NEW.status = 'pending'
+        AND (NEW.remote_task_id IS NOT NULL OR NEW.accepted_at IS NOT NULL OR NEW.polls <> 0)))
 BEGIN
     UPDATE delegations
     SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
@@ -230,7 +246,13 @@ BEGIN
         lease_expires_at = CASE WHEN NEW.status = 'in_progress' THEN NEW.lease_expires_at END,
         takeovers = 0,
         accepted_at = CASE WHEN NEW.status = 'queued' THEN coalesce(NEW.accepted_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-                           ELSE NEW.accepted_at END
+                           WHEN OLD.status = 'failed' AND NEW.status = 'pending' THEN NULL
+                           ELSE NEW.accepted_at END,
+        remote_task_id = CASE WHEN OLD.status = 'failed' AND NEW.status = 'pending' THEN NULL ELSE NEW.remote_task_id END,
+        peer_url = CASE WHEN OLD.status = 'failed' AND NEW.status = 'pending' THEN NULL ELSE NEW.peer_url END,
+        remote_state = CASE WHEN OLD.status = 'failed' AND NEW.status = 'pending' THEN NULL ELSE NEW.remote_state END,
+        polls = CASE WHEN OLD.status = 'failed' AND NEW.status = 'pending' THEN 0 ELSE NEW.polls END,
+        poll_failures = CASE WHEN OLD.status = 'failed' AND NEW.status = 'pending' THEN 0 ELSE NEW.poll_failures END
     WHERE id = NEW.id;
 END;
 
@@ -349,6 +371,12 @@ WHEN NEW.status IN ('cancelled', 'failed') AND OLD.status = 'in_progress'
      AND NEW.remote_task_id IS NOT NULL
      AND coalesce(NEW.remote_state, '') NOT IN ('completed', 'failed', 'canceled', 'rejected')
 BEGIN
-    INSERT OR IGNORE INTO peer_cancels (delegation_id, remote_task_id, peer_url)
-    VALUES (NEW.id, NEW.remote_task_id, NEW.peer_url);
+    -- A delegation retried after an earlier cancel ran a new task: its request starts afresh.
+    INSERT INTO peer_cancels (delegation_id, remote_task_id, peer_url)
+    VALUES (NEW.id, NEW.remote_task_id, NEW.peer_url)
+    ON CONFLICT (delegation_id) DO UPDATE SET
+        remote_task_id = excluded.remote_task_id, peer_url = excluded.peer_url,
+        created_at = excluded.created_at, next_attempt_at = excluded.next_attempt_at, attempts = 0,
+        lease_owner = NULL, lease_expires_at = NULL, done_at = NULL, answer = NULL
+    WHERE peer_cancels.remote_task_id IS NOT excluded.remote_task_id OR peer_cancels.done_at IS NOT NULL;
 END;

@@ -6,8 +6,9 @@
 -- * `delegation_counts`: rows per status, kept by triggers in the same transaction as every insert,
 --   status change and delete (so raw SQL keeps it right too). One small UPDATE per transition.
 -- * `delegation_search`: a full-text index (FTS5, trigram tokenizer: substring matching like LIKE,
---   case-insensitive) over task, result and error, kept by triggers. Search strings of three characters
---   or more use it; shorter ones fall back to LIKE.
+--   case-insensitive) over task, result and error, kept by triggers, keyed on `delegations.seq` (an
+--   INTEGER PRIMARY KEY: stable through VACUUM and dump/reload, unlike an implicit rowid). Search
+--   strings of three characters or more use it; shorter ones fall back to LIKE.
 
 CREATE TABLE delegation_counts (
     status TEXT NOT NULL PRIMARY KEY CHECK (status IN
@@ -40,14 +41,14 @@ BEGIN
 END;
 
 CREATE VIRTUAL TABLE delegation_search USING fts5(
-    task, result, error, content = 'delegations', content_rowid = 'rowid', tokenize = 'trigram');
+    task, result, error, content = 'delegations', content_rowid = 'seq', tokenize = 'trigram');
 
 INSERT INTO delegation_search (delegation_search) VALUES ('rebuild');
 
 CREATE TRIGGER delegation_search_insert
 AFTER INSERT ON delegations
 BEGIN
-    INSERT INTO delegation_search (rowid, task, result, error) VALUES (NEW.rowid, NEW.task, NEW.result, NEW.error);
+    INSERT INTO delegation_search (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
 END;
 
 CREATE TRIGGER delegation_search_update
@@ -55,13 +56,13 @@ AFTER UPDATE OF result, error ON delegations
 WHEN NEW.result IS NOT OLD.result OR NEW.error IS NOT OLD.error
 BEGIN
     INSERT INTO delegation_search (delegation_search, rowid, task, result, error)
-    VALUES ('delete', OLD.rowid, OLD.task, OLD.result, OLD.error);
-    INSERT INTO delegation_search (rowid, task, result, error) VALUES (NEW.rowid, NEW.task, NEW.result, NEW.error);
+    VALUES ('delete', OLD.seq, OLD.task, OLD.result, OLD.error);
+    INSERT INTO delegation_search (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
 END;
 
 CREATE TRIGGER delegation_search_delete
 AFTER DELETE ON delegations
 BEGIN
     INSERT INTO delegation_search (delegation_search, rowid, task, result, error)
-    VALUES ('delete', OLD.rowid, OLD.task, OLD.result, OLD.error);
+    VALUES ('delete', OLD.seq, OLD.task, OLD.result, OLD.error);
 END;

@@ -11,19 +11,37 @@ static inline sqlite3_destructor_type csqlite_transient(void) {
     return SQLITE_TRANSIENT;
 }
 
+/// How long a connection waits for another one's lock, and whether its owner gave up waiting altogether
+/// (a worker whose shutdown grace is spent must not sit out a 10 s busy timeout per write).
+typedef struct {
+    int timeout;
+    int abandoned;
+} csqlite_busy_state;
+
 /// Retries a locked database every millisecond for the first 100 ms, then every 5 ms, until
-/// `timeout` ms have been waited. SQLite's own busy_timeout backs off to 100 ms sleeps, so a writer
-/// waiting behind another process's short transaction could oversleep its release by up to 100 ms.
+/// `timeout` ms have been waited or the wait is abandoned. SQLite's own busy_timeout backs off to 100 ms
+/// sleeps, so a writer waiting behind another process's short transaction could oversleep its release.
 static inline int csqlite_busy_handler(void *context, int count) {
-    intptr_t timeout = (intptr_t)context;
+    csqlite_busy_state *state = (csqlite_busy_state *)context;
+    if (__atomic_load_n(&state->abandoned, __ATOMIC_ACQUIRE)) return 0;
     intptr_t waited = count < 100 ? count : 100 + (intptr_t)(count - 100) * 5;
-    if (waited >= timeout) return 0;
+    if (waited >= state->timeout) return 0;
     usleep(count < 100 ? 1000 : 5000);
     return 1;
 }
 
-static inline int csqlite_set_busy_timeout(sqlite3 *db, int milliseconds) {
-    return sqlite3_busy_handler(db, csqlite_busy_handler, (void *)(intptr_t)milliseconds);
+/// Installs the handler; `state` must outlive the connection.
+static inline int csqlite_set_busy_handler(sqlite3 *db, csqlite_busy_state *state) {
+    return sqlite3_busy_handler(db, csqlite_busy_handler, (void *)state);
+}
+
+/// From any thread: every wait for a lock on that connection ends now (and every later one at once).
+static inline void csqlite_abandon_waits(csqlite_busy_state *state) {
+    __atomic_store_n(&state->abandoned, 1, __ATOMIC_RELEASE);
+}
+
+static inline void csqlite_restore_waits(csqlite_busy_state *state) {
+    __atomic_store_n(&state->abandoned, 0, __ATOMIC_RELEASE);
 }
 
 #endif

@@ -132,6 +132,11 @@ public struct DelegationMCPServer: Sendable {
         case .cancelDelegation:
             let id = try arguments.requiredString("task_id")
             let reason = try arguments.optionalString("reason", emptyIsAbsent: true)
+            // Cancelling takes what delegating takes: a read-only agent may look, not stop others' work.
+            guard RBAC.mayDelegate(tool.roles) else {
+                logger.warning("cancel denied", metadata: ["event": "denied", "delegation_id": "\(id)", "roles": "\(tool.roles)"])
+                return .answer(ToolAnswer.denied(roles: tool.roles), isError: true)
+            }
             // Worded as `delegation-admin cancel` words it, with this server as the one who cancelled.
             try await store.cancel([id], reason: "cancelled by \(caller.description)" + (reason.map { ": \($0)" } ?? ""))
             logger.info("cancelled", metadata: ["delegation_id": "\(id)", "by": "\(caller.description)"])

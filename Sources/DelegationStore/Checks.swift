@@ -108,6 +108,20 @@ package enum Checks {
         findings.append(CheckFinding(
             name: "outbox", ok: stuck == 0,
             detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))
+        // The search index holds exactly the rows there are, under their keys (FTS5's own integrity-check is
+        // a write, which a read-only check cannot run; its docsize table has one row per indexed row).
+        let unindexed = try database.queryFirst(
+            """
+            SELECT (SELECT count(*) FROM delegations d WHERE NOT EXISTS (SELECT 1 FROM delegation_search_docsize s WHERE s.id = d.seq)),
+                   (SELECT count(*) FROM delegation_search_docsize s WHERE NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = s.id))
+            """)
+        let (missingFromIndex, strayInIndex) = (unindexed?[0].int ?? 0, unindexed?[1].int ?? 0)
+        findings.append(CheckFinding(
+            name: "search_index", ok: missingFromIndex == 0 && strayInIndex == 0,
+            detail: missingFromIndex == 0 && strayInIndex == 0
+                ? "every row is in the search index, and nothing else"
+                : "\(missingFromIndex) row(s) missing from the search index, \(strayInIndex) stray entr(ies); rebuild it with INSERT INTO delegation_search (delegation_search) VALUES ('rebuild')"))
+
         let drifted = try database.query(
             """
             SELECT c.status, c.rows, (SELECT count(*) FROM delegations d WHERE d.status = c.status) AS actual

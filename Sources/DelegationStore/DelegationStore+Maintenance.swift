@@ -26,17 +26,19 @@ extension DelegationStore {
     /// are never held up long. Never a live row, never one whose mirror is undelivered.
     ///
     /// `archive` (when given) receives each batch inside its transaction, before the delete: if it throws,
-    /// that batch is not deleted. `progress` hears the running total after each batch. Returns how many went.
+    /// that batch is not deleted. `progress` hears the running total after each batch; `shouldStop` (or
+    /// cancellation) ends it between two batches. Returns how many went.
     @discardableResult
     public func evict(
         keep: Int?, olderThan: String?, batchSize: Int = 50,
         archive: (@Sendable ([ArchivedDelegation]) throws -> Void)? = nil,
-        progress: (@Sendable (Int) -> Void)? = nil
+        progress: (@Sendable (Int) -> Void)? = nil,
+        stopWhen shouldStop: (@Sendable () -> Bool)? = nil
     ) async throws -> Int {
         guard let cutoff = try await read("planning eviction", { try Eviction.cutoff($0, keep: keep, olderThan: olderThan) })
         else { return 0 }
         var total = 0
-        while true {
+        while !(shouldStop?() ?? false) && !Task.isCancelled {
             let deleted = try await write("evicting finished delegations") { database -> Int in
                 let ids = try Eviction.batch(database, before: cutoff, limit: batchSize)
                 if let archive, !ids.isEmpty {
@@ -52,6 +54,7 @@ extension DelegationStore {
             total += deleted
             progress?(total)
         }
+        return total
     }
 
     /// Rebuilds the file to return the space freed by evictions, then truncates the WAL. Holds the write

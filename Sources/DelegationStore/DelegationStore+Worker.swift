@@ -102,6 +102,23 @@ extension DelegationStore {
         }
     }
 
+    /// Lets go of rows `worker` holds, whose lease expired, that are not among `inFlight` (the rows it
+    /// works on). Returns their ids.
+    @discardableResult
+    public func releaseStrayLeases(worker: String, inFlight: [String]) async throws -> [String] {
+        try await write("releasing stray leases of worker \(worker)") { database in
+            try Transitions.releaseStrayLeases(database, worker: worker, inFlight: inFlight)
+        }
+    }
+
+    /// Asks the peer to cancel `remoteTaskID` if delegation `id` ended (cancelled, failed) while the send
+    /// that started the task was in flight.
+    public func requestPeerCancel(id: String, remoteTaskID: String, peerURL: String) async throws {
+        try await write("asking the peer to cancel the task of delegation \(id)", id: id) { database in
+            try Transitions.requestPeerCancel(database, id: id, remoteTaskID: remoteTaskID, peerURL: peerURL)
+        }
+    }
+
     /// Ids of the rows queued at the platform.
     public func queuedIDs() async throws -> [String] {
         try await read("listing queued delegations") { try Transitions.queuedIDs($0) }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 package import SQLiteDatabase
 
 /// The durable delegation queue, and the only door into it.
@@ -18,6 +19,9 @@ public final class DelegationStore: Sendable {
     let logger: Logger
     /// Nil when opened read-only.
     private let writer: DatabaseThread<any WriteOperation>?
+    private let writerLockWaits: LockWaits?
+    /// Set before the connections close: the lock-wait handle is not used after that.
+    private let closing = Mutex(false)
     private let reader: DatabaseThread<ReadJob>
     /// Transactions and operations the writer committed (operations ÷ transactions = group-commit factor).
     public let writerStatistics = WriterStatistics()
@@ -34,19 +38,33 @@ public final class DelegationStore: Sendable {
         if configuration.access == .readWrite {
             let (writeConnection, migrated) = try Self.connect(configuration, writable: true)
             migratedAtOpen = migrated
+            writerLockWaits = writeConnection.lockWaits
             writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
                 GroupCommit.run(jobs, on: database, statistics: statistics)
             }
         } else {
             migratedAtOpen = []
+            writerLockWaits = nil
             writer = nil
         }
         let readConnection = try Self.connect(configuration, writable: false).database
         reader = DatabaseThread(readerNamed: "delegation-store-reader", database: readConnection)
     }
 
+    /// From now on, a write waits for no other process's lock: if the file is locked it fails at once with
+    /// a `busy` error instead of waiting out the busy timeout. For a shutdown whose grace is spent.
+    public func stopWaitingForLocks() {
+        closing.withLock { closing in if !closing { writerLockWaits?.abandon() } }
+    }
+
+    /// Writes wait for other processes' locks again (up to the busy timeout).
+    public func resumeWaitingForLocks() {
+        closing.withLock { closing in if !closing { writerLockWaits?.restore() } }
+    }
+
     /// Finishes queued work and closes both connections.
     public func close() async {
+        closing.withLock { $0 = true }
         await writer?.stop()
         await reader.stop()
     }

@@ -1,7 +1,7 @@
 package import SQLiteDatabase
 
 /// Removing finished history beyond a limit: oldest first, never a live row, never a row whose
-/// mirror to the platform is still undelivered. Events and outbox rows go with their delegation.
+/// mirror to the platform is still undelivered or whose peer has not yet answered a cancel. Events and outbox rows go with their delegation.
 package enum Eviction {
     /// Exactly the WHERE of the partial index `delegations_finished`, which every query here names with
     /// INDEXED BY: left to itself the planner walked the status index and sorted (98 ms vs 1.6 ms per batch
@@ -40,6 +40,7 @@ package enum Eviction {
             WHERE \(finished) AND (finished_at, id) < (?1, ?2)
               AND NOT EXISTS (SELECT 1 FROM platform_outbox o
                               WHERE o.delegation_id = d.id AND o.delivered_at IS NULL AND o.dead_at IS NULL)
+              AND NOT EXISTS (SELECT 1 FROM peer_cancels c WHERE c.delegation_id = d.id AND c.done_at IS NULL)
             ORDER BY finished_at, id LIMIT ?3
             """, cutoff.finishedAt, cutoff.id, limit
         ).compactMap { $0[0].string }
@@ -61,7 +62,8 @@ package enum Eviction {
             """
             SELECT count(*) FILTER (WHERE NOT EXISTS (
                        SELECT 1 FROM platform_outbox o
-                       WHERE o.delegation_id = d.id AND o.delivered_at IS NULL AND o.dead_at IS NULL)),
+                       WHERE o.delegation_id = d.id AND o.delivered_at IS NULL AND o.dead_at IS NULL)
+                     AND NOT EXISTS (SELECT 1 FROM peer_cancels c WHERE c.delegation_id = d.id AND c.done_at IS NULL)),
                    count(*)
             FROM delegations d INDEXED BY delegations_finished
             WHERE \(finished) AND (finished_at, id) < (?, ?)

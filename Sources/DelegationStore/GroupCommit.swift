@@ -39,10 +39,22 @@ enum GroupCommit {
                     break
                 }
                 if operation.perform(database) {
-                    try? database.release("operation")
+                    do {
+                        try database.release("operation")
+                    } catch {
+                        abort = error
+                        break
+                    }
                 } else if database.isInTransaction {
-                    try? database.rollback(to: "operation")
-                    try? database.release("operation")
+                    // A failed operation's changes must not ride along with the others' COMMIT: if they cannot
+                    // be rolled back to its savepoint, the whole batch is aborted instead.
+                    do {
+                        try database.rollback(to: "operation")
+                        try database.release("operation")
+                    } catch {
+                        abort = error
+                        break
+                    }
                 } else {
                     // SQLite itself rolled the transaction back (I/O error, disk full): nothing survived.
                     abort = transactionLost

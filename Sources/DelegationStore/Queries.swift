@@ -69,7 +69,7 @@ package enum Queries {
         if let search = query.search {
             if search.unicodeScalars.count >= 3 {
                 // The trigram index (migration 0005): a phrase of the text is a substring match, case-insensitive.
-                conditions.append("rowid IN (SELECT rowid FROM delegation_search WHERE delegation_search MATCH ?)")
+                conditions.append("seq IN (SELECT rowid FROM delegation_search WHERE delegation_search MATCH ?)")
                 arguments.append("\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
             } else {
                 // Too short for trigrams: a scan, as before.
@@ -79,8 +79,8 @@ package enum Queries {
                 arguments.append("%" + escapeLike(search) + "%")
             }
         }
-        // rowid breaks ties: it rides along in every index on created_at, so no sort is needed.
-        let order = query.newestFirst ? "ORDER BY created_at DESC, rowid DESC" : "ORDER BY created_at, rowid"
+        // seq (the rowid) breaks ties: it rides along in every index on created_at, so no sort is needed.
+        let order = query.newestFirst ? "ORDER BY created_at DESC, seq DESC" : "ORDER BY created_at, seq"
         let sql = "SELECT \(columns) FROM delegations "
             + (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " ")
             + order + " LIMIT ?"

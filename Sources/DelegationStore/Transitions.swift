@@ -2,7 +2,8 @@ package import SQLiteDatabase
 
 /// Every status change the Swift side makes, each one statement run inside the caller's transaction.
 ///
-/// The database decides what is legal (`migrations/0001_delegations.sql`); this file decides which
+/// The database decides what is legal (`migrations/0004_follow_ups_and_faults.sql`, the state machine's
+/// current text); this file decides which
 /// legal move each situation calls for. Worker writes are guarded by `lease_owner`: a worker whose
 /// lease was taken over (or whose row an operator cancelled) changes nothing and gets `leaseLost`.
 package enum Transitions {
@@ -19,7 +20,8 @@ package enum Transitions {
         let (seconds, attoseconds) = duration.components
         let clamped = min(max(seconds, -limit), limit)
         let milliseconds = clamped * 1000 + (seconds > -limit && seconds < limit ? attoseconds / 1_000_000_000_000_000 : 0)
-        return "+\(Double(milliseconds) / 1000) seconds"
+        // "+-5.0 seconds" is not a modifier SQLite knows (strftime would answer NULL): the sign goes first.
+        return (milliseconds < 0 ? "-" : "+") + "\(Double(milliseconds.magnitude) / 1000) seconds"
     }
 
     // MARK: Enqueue
@@ -209,6 +211,46 @@ package enum Transitions {
             WHERE status = 'in_progress' AND lease_owner = ?1 RETURNING id
             """, worker
         ).compactMap { $0[0].string }
+    }
+
+    /// Rows `worker` holds whose lease expired although it no longer works on them (not in `inFlight`):
+    /// let go at once, as at shutdown, so that a single worker does not leave them stuck (nobody takes
+    /// over a worker's own rows while it lives).
+    package static func releaseStrayLeases(_ database: Database, worker: String, inFlight: [String]) throws -> [String] {
+        let working = SQLArgument.jsonArray(inFlight)
+        try database.execute(
+            """
+            INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
+            SELECT id, 'released', attempts, lease_owner, 'lease expired on a row its worker no longer works on; released'
+            FROM delegations
+            WHERE status = 'in_progress' AND lease_owner = ?1 AND lease_expires_at <= \(now)
+              AND id NOT IN (SELECT value FROM json_each(?2))
+            """, worker, working)
+        return try database.query(
+            """
+            UPDATE delegations
+            SET status = CASE WHEN remote_task_id IS NULL THEN 'pending' ELSE 'in_progress' END,
+                next_run_at = \(now), updated_at = \(now), lease_owner = NULL, lease_expires_at = NULL, takeovers = 0
+            WHERE status = 'in_progress' AND lease_owner = ?1 AND lease_expires_at <= \(now)
+              AND id NOT IN (SELECT value FROM json_each(?2))
+            RETURNING id
+            """, worker, working
+        ).compactMap { $0[0].string }
+    }
+
+    /// A peer accepted a task for a row that ended meanwhile (cancelled or failed while the send was in
+    /// flight): ask the peer to cancel it, as the trigger does for rows that end while followed.
+    package static func requestPeerCancel(_ database: Database, id: String, remoteTaskID: String, peerURL: String) throws {
+        try database.execute(
+            """
+            INSERT INTO peer_cancels (delegation_id, remote_task_id, peer_url)
+            SELECT id, ?2, ?3 FROM delegations WHERE id = ?1 AND status IN ('cancelled', 'failed')
+            ON CONFLICT (delegation_id) DO UPDATE SET
+                remote_task_id = excluded.remote_task_id, peer_url = excluded.peer_url, attempts = 0,
+                next_attempt_at = excluded.next_attempt_at, lease_owner = NULL, lease_expires_at = NULL,
+                done_at = NULL, answer = NULL
+            WHERE peer_cancels.remote_task_id IS NOT excluded.remote_task_id
+            """, id, remoteTaskID, peerURL)
     }
 
     /// queued → completed | failed, when the platform's list shows the outcome. False when the row

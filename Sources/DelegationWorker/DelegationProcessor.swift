@@ -124,10 +124,20 @@ struct DelegationProcessor: Sendable {
             steps.append(.init(
                 "a2a.handover",
                 "the peer runs it as task \(taskID) (\(state)); polled every \(configuration.pollInterval) until it ends, for at most \(deadline)"))
-            try await write(delegation) {
-                try await store.handOver(
-                    id: delegation.id, worker: worker, remoteTaskID: taskID, peerURL: url, state: state,
-                    nextPoll: configuration.pollInterval, steps: steps)
+            do {
+                try await write(delegation) {
+                    try await store.handOver(
+                        id: delegation.id, worker: worker, remoteTaskID: taskID, peerURL: url, state: state,
+                        nextPoll: configuration.pollInterval, steps: steps)
+                }
+            } catch let error as DelegationStoreError
+                where error.code == .leaseLost && [.cancelled, .failed].contains(error.currentStatus)
+            {
+                // Cancelled (or failed) while the send was in flight: the task the peer just started is not wanted.
+                try await persistently("a peer cancel", logger: logger) {
+                    try await store.requestPeerCancel(id: delegation.id, remoteTaskID: taskID, peerURL: url)
+                }
+                throw error
             }
             logger.info("handed over to the peer's task \(taskID); polled until it ends")
             return
@@ -212,7 +222,8 @@ struct DelegationProcessor: Sendable {
     /// polls that cannot reach the peer back off, and after a few in a row discovery is asked again.
     private func poll(_ delegation: Delegation, taskID: String, logger: Logger) async throws {
         let deadline = configuration.taskDeadline
-        if let accepted = delegation.acceptedAt.flatMap(Timestamp.date(from:)),
+        // From the peer's acceptance; a row without one (or an unreadable one) counts from its creation.
+        if let accepted = delegation.acceptedAt.flatMap(Timestamp.date(from:)) ?? Timestamp.date(from: delegation.createdAt),
             Date().timeIntervalSince(accepted) > Double(deadline.components.seconds)
         {
             let reason = "the peer's task \(taskID) did not end within the task deadline (\(deadline), --task-deadline); the peer is asked to cancel it"
@@ -246,7 +257,11 @@ struct DelegationProcessor: Sendable {
                 }
             }
         }
-        guard let url else { return }
+        guard let url else {
+            // Unreachable (every branch above that leaves url nil returned), but never leave a row held.
+            try await park(delegation, after: .unreachable(error: "the peer's address is not known"), steps: steps)
+            return
+        }
 
         var version = await peers.version(for: url, timeout: min(configuration.requestTimeout, .seconds(10)))
         var outcome = try await exchange(
@@ -292,26 +307,10 @@ struct DelegationProcessor: Sendable {
     /// renewer keeps the row; only a lost lease, or this claim being revoked, ends the wait — a peer's
     /// answer is never dropped for a transient reason.
     private func write(_ delegation: Delegation, _ body: () async throws -> Void) async throws {
-        var delay = Duration.milliseconds(50)
-        var tries = 0
-        while true {
-            do {
-                try await body()
-                inFlight.settle(delegation.id)
-                return
-            } catch let error as DelegationStoreError where !error.isTransient {
-                throw error
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                tries += 1
-                logger.warning(
-                    "could not write the outcome (try \(tries)); trying again in \(delay), the lease is kept: \(error)",
-                    metadata: ["delegation_id": "\(delegation.id)"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
+        var logger = logger
+        logger[metadataKey: "delegation_id"] = "\(delegation.id)"
+        try await persistently("the outcome (the lease is kept meanwhile)", logger: logger, body)
+        inFlight.settle(delegation.id)
     }
 
     // MARK: Helpers

@@ -76,11 +76,17 @@ public final class DelegationWorker: Service, Sendable {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await self.work()
-        } onGracefulShutdown: {
-            self.logger.info("shutdown requested: no new claims")
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await self.work()
+            } onGracefulShutdown: {
+                self.logger.info("shutdown requested: no new claims")
+                self.draining.fire()
+            }
+        } onCancel: {
+            // Cancelled (its group is cancelled, not shut down gracefully): stop at once, nothing more to spend.
             self.draining.fire()
+            self.outOfTime.fire()
         }
     }
 
@@ -110,7 +116,12 @@ public final class DelegationWorker: Service, Sendable {
             outOfTime.fire()
             background.cancelAll()
         }
-        try? await store.releaseDeliveries(worker: configuration.workerID)
+        do {
+            try await store.releaseDeliveries(worker: configuration.workerID)
+        } catch {
+            logger.warning("could not hand back the mirror calls in flight; their leases expire in \(configuration.lease): \(error)")
+        }
+        store.resumeWaitingForLocks()
         logger.info("worker stopped")
     }
 
@@ -155,6 +166,13 @@ public final class DelegationWorker: Service, Sendable {
                 await wait(for: slotFreed, atMost: configuration.claimInterval, unless: draining)
             }
             let deadline = ContinuousClock.now + configuration.shutdownGrace
+            // Past the deadline no write may wait out another process's lock (10 s each by default): the
+            // releases and the outbox then fail fast, and the leases expire on their own.
+            let giveUpOnLocks = Task { [store] in
+                try? await Task.sleep(until: deadline)
+                if !Task.isCancelled { store.stopWaitingForLocks() }
+            }
+            defer { giveUpOnLocks.cancel() }
             if inFlight.count > 0 {
                 logger.info("waiting up to \(configuration.shutdownGrace) for \(inFlight.count) delegations in flight")
                 if !(await inFlight.waitUntilEmpty(timeout: configuration.shutdownGrace)) {
@@ -196,18 +214,24 @@ public final class DelegationWorker: Service, Sendable {
                     logger.error("renewing outbox leases failed; trying again in \(interval): \(error)")
                 }
             }
-            guard inFlight.count > 0, !stopped.hasFired else { continue }
+            guard !stopped.hasFired else { continue }
             do {
-                // Only the rows this process is working on: a row it lost track of must expire and be taken
-                // over. One snapshot for both steps: a row claimed meanwhile was not asked about, so it is not lost.
-                let working = inFlight.ids
-                let held = try await store.renewLeases(
-                    worker: configuration.workerID, lease: configuration.lease, ids: working)
-                for id in working where !held.contains(id) {
-                    if inFlight.revoke(id) {
-                        logger.warning("lease lost (cancelled, or taken over): stopping its work", metadata: ["delegation_id": "\(id)"])
+                // Only the rows this process is working on: a row it lost track of must expire (below). One
+                // snapshot, with each claim's token, for both steps: a row claimed (again) meanwhile was not
+                // asked about, and its new claim is not the one a refusal would stop.
+                let working = inFlight.claims
+                if !working.isEmpty {
+                    let held = try await store.renewLeases(worker: worker, lease: lease, ids: working.map(\.id))
+                    for (id, token) in working where !held.contains(id) {
+                        if inFlight.revoke(id, token: token) {
+                            logger.warning("lease lost (cancelled, or taken over): stopping its work", metadata: ["delegation_id": "\(id)"])
+                        }
                     }
                 }
+                // Rows this worker holds but no longer works on (its work ended without a write): nobody takes
+                // over a live worker's own rows, so it lets them go once their lease expired.
+                let stray = try await store.releaseStrayLeases(worker: worker, inFlight: inFlight.ids)
+                if !stray.isEmpty { logger.warning("released \(stray.count) rows whose work ended without an outcome") }
             } catch {
                 logger.error("renewing leases failed; trying again in \(interval): \(error)")
             }
@@ -271,7 +295,7 @@ public final class DelegationWorker: Service, Sendable {
     private func spendTheRestOnTheOutbox(until deadline: ContinuousClock.Instant) async {
         outbox.withLock { $0.idle = false }
         outboxProgress.notify()
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline, !Task.isCancelled, !outOfTime.hasFired {
             if outbox.withLock({ $0.idle && $0.inFlight.isEmpty }) { return }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -284,26 +308,44 @@ public final class DelegationWorker: Service, Sendable {
         let retryDelay = min(Duration.seconds(1) * (1 << min(max(item.attempts - 1, 0), 9)), .seconds(300)) * Double.random(in: 0.8...1.2)
         var logger = logger
         logger[metadataKey: "delegation_id"] = "\(item.delegationID)"
+        let answer: HTTPAnswer
         do {
-            let answer = try await platform.deliver(item)
-            switch answer.status {
-            case 200..<300:
-                try await store.outboxDelivered(item, worker: worker, status: answer.status)
-            case 401, 408, 425, 429, 500...599:
-                let error = "HTTP \(answer.status): \(answer.excerpt)"
-                let delay = RetryAfter.of(answer).map { max(retryDelay, min($0, .seconds(300))) } ?? retryDelay
-                logger.warning("platform did not take the \(item.kind.rawValue) call; retrying in \(delay): \(error)")
-                try await store.outboxRetry(item, worker: worker, error: error, after: delay)
-            default:
-                let error = "HTTP \(answer.status): \(answer.excerpt)"
-                logger.error("platform refused the \(item.kind.rawValue) call; kept as dead in the outbox: \(error)")
-                try await store.outboxDead(item, worker: worker, error: error)
-            }
+            answer = try await platform.deliver(item)
         } catch is CancellationError {
             return
         } catch {
             logger.warning("platform unreachable for the \(item.kind.rawValue) call; retrying in \(retryDelay): \(error)")
-            try? await store.outboxRetry(item, worker: worker, error: "\(error)", after: retryDelay)
+            try? await persistently("the \(item.kind.rawValue) call's retry", logger: logger) {
+                try await store.outboxRetry(item, worker: worker, error: "\(error)", after: retryDelay)
+            }
+            return
+        }
+        // The platform answered: what it said is written until it commits (a lost answer here would post
+        // the call again — a duplicate record, update or notification).
+        do {
+            switch answer.status {
+            case 200..<300:
+                try await persistently("the \(item.kind.rawValue) call's delivery", logger: logger) {
+                    try await store.outboxDelivered(item, worker: worker, status: answer.status)
+                }
+            case 401, 408, 425, 429, 500...599:
+                let error = "HTTP \(answer.status): \(answer.excerpt)"
+                let delay = RetryAfter.of(answer).map { max(retryDelay, min($0, .seconds(300))) } ?? retryDelay
+                logger.warning("platform did not take the \(item.kind.rawValue) call; retrying in \(delay): \(error)")
+                try await persistently("the \(item.kind.rawValue) call's retry", logger: logger) {
+                    try await store.outboxRetry(item, worker: worker, error: error, after: delay)
+                }
+            default:
+                let error = "HTTP \(answer.status): \(answer.excerpt)"
+                logger.error("platform refused the \(item.kind.rawValue) call; kept as dead in the outbox: \(error)")
+                try await persistently("the \(item.kind.rawValue) call's refusal", logger: logger) {
+                    try await store.outboxDead(item, worker: worker, error: error)
+                }
+            }
+        } catch is CancellationError {
+            logger.warning("shutdown: the platform's answer to the \(item.kind.rawValue) call was not written; it is posted again")
+        } catch {
+            logger.error("could not write the platform's answer to the \(item.kind.rawValue) call: \(error)")
         }
     }
 
@@ -322,35 +364,55 @@ public final class DelegationWorker: Service, Sendable {
             if await sleep(for: wait, unless: draining) { return }
             guard let queued = try? await store.queuedIDs(), !queued.isEmpty
             else { continue }
+            var listed: [PlatformClient.ListedDelegation] = []
             do {
-                let wanted = Set(queued)
-                for row in try await platform.listDelegations() where wanted.contains(row.delegationID) {
-                    let resolution: QueuedOutcome
-                    switch row.status {
-                    case "completed": resolution = .completed(result: row.responsePreview ?? "")
-                    case "failed": resolution = .failed(error: row.error ?? "failed at the platform")
-                    default: continue
-                    }
-                    if try await store.resolveQueued(id: row.delegationID, outcome: resolution) {
-                        metrics.outcome(row.status == "completed" ? .completed : .failed)
-                        logger.info("queued delegation resolved: \(row.status)", metadata: ["delegation_id": "\(row.delegationID)"])
-                    }
-                }
+                listed = try await platform.listDelegations()
                 failures = 0
+            } catch is CancellationError {
+                return
             } catch {
                 failures += 1
                 logger.warning("checking queued delegations with the platform failed (\(queued.count) waiting): \(error)")
-                continue
             }
+            let wanted = Set(queued)
+            for row in listed where wanted.contains(row.delegationID) {
+                let resolution: QueuedOutcome
+                switch row.status {
+                case "completed": resolution = .completed(result: row.responsePreview ?? "")
+                case "failed": resolution = .failed(error: row.error ?? "failed at the platform")
+                default: continue
+                }
+                do {
+                    var resolved = false
+                    try await persistently("a queued delegation's outcome", logger: logger) {
+                        resolved = try await store.resolveQueued(id: row.delegationID, outcome: resolution)
+                    }
+                    if resolved {
+                        metrics.outcome(row.status == "completed" ? .completed : .failed)
+                        logger.info("queued delegation resolved: \(row.status)", metadata: ["delegation_id": "\(row.delegationID)"])
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.error("could not write a queued delegation's outcome: \(error)", metadata: ["delegation_id": "\(row.delegationID)"])
+                }
+            }
+            // The deadline holds whether or not the platform answered: an outcome not seen by then is not
+            // waited for any longer (every wait has a deadline).
             let timeout = configuration.queuedTimeout
             let cutoff = Timestamp.string(from: Date().addingTimeInterval(-Double(timeout.components.seconds)))
             let reason = """
                 no outcome on the platform's delegation list within \(timeout) of being queued (--queued-timeout): \
                 the outcome was never seen (the list shows only its newest 50 rows), and the peer may have run the task
                 """
-            if let expired = try? await store.expireQueued(acceptedBefore: cutoff, reason: reason), !expired.isEmpty {
-                metrics.outcome(.failed, count: expired.count)
-                logger.warning("\(expired.count) queued delegations failed: \(reason)")
+            do {
+                let expired = try await store.expireQueued(acceptedBefore: cutoff, reason: reason)
+                if !expired.isEmpty {
+                    metrics.outcome(.failed, count: expired.count)
+                    logger.warning("\(expired.count) queued delegations failed: \(reason)")
+                }
+            } catch {
+                logger.error("could not fail the queued delegations past their deadline: \(error)")
             }
         }
     }
@@ -363,9 +425,14 @@ public final class DelegationWorker: Service, Sendable {
     private func deliverPeerCancels() async {
         let worker = configuration.workerID
         while !(await sleep(for: min(configuration.pollInterval, .seconds(1)), unless: draining)) {
-            guard let items = try? await store.claimPeerCancels(worker: worker, limit: 16, lease: .seconds(60)),
-                !items.isEmpty
-            else { continue }
+            let items: [PeerCancel]
+            do {
+                items = try await store.claimPeerCancels(worker: worker, limit: 16, lease: .seconds(150))
+            } catch {
+                logger.error("reading the peer cancels failed: \(error)")
+                continue
+            }
+            guard !items.isEmpty else { continue }
             await withDiscardingTaskGroup { group in
                 for item in items { group.addTask { await self.cancelAtPeer(item) } }
             }
@@ -403,13 +470,19 @@ public final class DelegationWorker: Service, Sendable {
             case .working(_, let state): "task \(state) (cancel requested)"
             case .queued, .retry, .wrongGeneration: nil
             }
-        if let answer {
-            try? await store.peerCancelAnswered(item, worker: worker, answer: answer)
-        } else if case .retry(let error, _) = outcome, item.attempts < configuration.peerCancelAttempts {
-            let delay = min(Duration.seconds(2) * (1 << min(item.attempts, 8)), .seconds(600))
-            try? await store.peerCancelRetry(item, worker: worker, error: error, after: delay)
-        } else {
-            try? await store.peerCancelGaveUp(item, worker: worker, error: "\(outcome)")
+        do {
+            try await persistently("the peer's answer to a cancel", logger: logger) {
+                if let answer {
+                    try await store.peerCancelAnswered(item, worker: worker, answer: answer)
+                } else if case .retry(let error, _) = outcome, item.attempts < configuration.peerCancelAttempts {
+                    let delay = min(Duration.seconds(2) * (1 << min(item.attempts, 8)), .seconds(600))
+                    try await store.peerCancelRetry(item, worker: worker, error: error, after: delay)
+                } else {
+                    try await store.peerCancelGaveUp(item, worker: worker, error: "\(outcome)")
+                }
+            }
+        } catch {
+            logger.error("could not write the outcome of a peer cancel: \(error)", metadata: ["delegation_id": "\(item.delegationID)"])
         }
     }
 
@@ -428,7 +501,7 @@ public final class DelegationWorker: Service, Sendable {
     private func evictHistory(keep limit: Int) async {
         repeat {
             do {
-                let evicted = try await store.evict(keep: limit, olderThan: nil)
+                let evicted = try await store.evict(keep: limit, olderThan: nil, stopWhen: { self.draining.hasFired })
                 if evicted > 0 { logger.info("evicted \(evicted) finished delegations beyond the history limit of \(limit)") }
             } catch {
                 logger.error("evicting history failed: \(error)")

@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 
 /// The one HTTP client a worker process uses: connections are pooled and reused across delegations.
 struct HTTPTransport: Sendable {
@@ -38,37 +40,36 @@ struct HTTPTransport: Sendable {
         let client = self.client
         let maximumBody = self.maximumBody
         let finished = request
+        // The client's deadline covers the head of the answer; a peer trickling its body one byte a second
+        // (slow-loris) would outlive it. A timer on an event loop bounds the whole exchange: it cancels the
+        // exchange when it fires, and is itself freed when the answer comes first (a cancelled Task.sleep
+        // keeps its memory until its deadline: ~0.7 KB per request for the whole --timeout).
+        let exchange = Task {
+            let response = try await client.execute(finished, timeout: amount)
+            let buffer = try await response.body.collect(upTo: maximumBody)
+            return HTTPAnswer(status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
+        }
+        let expired = Mutex(false)
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: amount + .milliseconds(250)) {
+            expired.withLock { $0 = true }
+            exchange.cancel()
+        }
+        defer { timer.cancel() }
         do {
-            // The client's deadline covers the head of the answer; a peer trickling its body one byte a
-            // second (slow-loris) would outlive it. The race below bounds the whole exchange.
-            return try await withThrowingTaskGroup(of: HTTPAnswer?.self) { group in
-                group.addTask {
-                    let response = try await client.execute(finished, timeout: amount)
-                    let buffer = try await response.body.collect(upTo: maximumBody)
-                    return HTTPAnswer(
-                        status: Int(response.status.code), headers: response.headers,
-                        body: Array(buffer.readableBytesView))
-                }
-                group.addTask {
-                    try await Task.sleep(for: timeout + .milliseconds(250))
-                    return nil
-                }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let answer = first else {
-                    throw RequestDeadline()
-                }
-                return answer
+            return try await withTaskCancellationHandler {
+                try await exchange.value
+            } onCancel: {
+                exchange.cancel()
             }
-        } catch is RequestDeadline {
-            if Task.isCancelled { throw CancellationError() }
-            throw TransportError(description: "request timed out after \(timeout) (answer not complete)")
-        } catch is CancellationError {
-            throw CancellationError()
         } catch let error as NIOTooManyBytesError {
             _ = error
             throw OversizedAnswer(limit: maximumBody)
         } catch {
             if Task.isCancelled { throw CancellationError() }
+            if expired.withLock({ $0 }) {
+                throw TransportError(description: "request timed out after \(timeout) (answer not complete)")
+            }
+            if error is CancellationError { throw CancellationError() }
             throw TransportError(description: Self.describe(error, timeout: timeout))
         }
     }
@@ -98,5 +99,3 @@ struct HTTPTransport: Sendable {
     }
 }
 
-/// The whole exchange (head and body) outlived the request timeout.
-private struct RequestDeadline: Error {}

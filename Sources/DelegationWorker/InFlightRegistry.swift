@@ -22,6 +22,9 @@ final class InFlightRegistry: Sendable {
 
     var count: Int { state.withLock { $0.entries.count } }
     var ids: [String] { state.withLock { Array($0.entries.keys) } }
+    /// Every claim in flight, with its token: what a revocation must name, so that a row claimed again
+    /// after the snapshot is not stopped for its previous claim's sake.
+    var claims: [(id: String, token: UInt64)] { state.withLock { $0.entries.map { ($0.key, $0.value.token) } } }
 
     /// Registers a fresh claim of `id`; the token names this claim in `remove` and `waitUntilRevoked`.
     func add(_ id: String) -> UInt64 {
@@ -50,11 +53,12 @@ final class InFlightRegistry: Sendable {
         state.withLock { $0.entries[id]?.settled = true }
     }
 
-    /// Stops the work on `id`; false when it was already settled or gone.
+    /// Stops the work on `id` (only claim `token` of it, when given); false when it was already settled,
+    /// gone, or claimed anew.
     @discardableResult
-    func revoke(_ id: String) -> Bool {
+    func revoke(_ id: String, token: UInt64? = nil) -> Bool {
         let (waiter, wasLive) = state.withLock { state -> (CheckedContinuation<Void, Never>?, Bool) in
-            guard var entry = state.entries[id] else { return (nil, false) }
+            guard var entry = state.entries[id], token == nil || entry.token == token else { return (nil, false) }
             let wasLive = !entry.settled && !entry.revoked
             entry.revoked = true
             let waiter = entry.waiter
@@ -96,7 +100,7 @@ final class InFlightRegistry: Sendable {
     func waitUntilEmpty(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while count > 0 {
-            if ContinuousClock.now >= deadline { return false }
+            if ContinuousClock.now >= deadline || Task.isCancelled { return false }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return true

@@ -4,13 +4,20 @@ import NIOHTTP1
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// `GET /metrics` in the Prometheus text format, on `host:port` (127.0.0.1 unless told otherwise: the
-/// figures are operational detail, not for the whole network). A `Service`: it stops with its group.
+/// figures are operational detail, not for the whole network). A `Service`: it stops with its group,
+/// closing the connections it has open — an idle one (a port scanner, a half-open scraper) must not
+/// keep the process alive — and a connection that sends no request within `requestTimeout` is closed.
 public final class MetricsServer: Service, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
+    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
     private let logger: Logger
+
+    /// How long a connection may take to send its request.
+    static let requestTimeout: Duration = .seconds(5)
 
     /// The address it listens on (the port the system chose when asked for 0).
     public let host: String
@@ -37,24 +44,38 @@ public final class MetricsServer: Service, Sendable {
         logger.info("metrics at http://\(host):\(port)/metrics")
         let registry = self.registry
         try await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                try? await channel.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { group in
+                try await channel.executeThenClose { inbound in
                     for try await connection in inbound {
-                        group.addTask { await Self.serve(connection, registry: registry) }
+                        let key = ObjectIdentifier(connection.channel)
+                        connections.withLock { $0[key] = connection.channel }
+                        group.addTask {
+                            await Self.serve(connection, registry: registry)
+                            _ = self.connections.withLock { $0.removeValue(forKey: key) }
+                        }
                     }
                 }
             }
         } onGracefulShutdown: {
             self.channel.channel.close(promise: nil)
+            for connection in self.connections.withLock({ Array($0.values) }) { connection.close(promise: nil) }
         }
     }
 
     private static func serve(
         _ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, registry: PrometheusCollectorRegistry
     ) async {
+        // A request must arrive in time: the connection is closed when the deadline passes first.
+        let channel = connection.channel
+        let deadline = Task {
+            try await Task.sleep(for: requestTimeout)
+            try await channel.close()
+        }
+        defer { deadline.cancel() }
         try? await connection.executeThenClose { inbound, outbound in
             for try await part in inbound {
                 guard case .head(let head) = part else { continue }
+                deadline.cancel()
                 var body: [UInt8] = []
                 let status: HTTPResponseStatus
                 if head.method == .GET, head.uri.split(separator: "?").first == "/metrics" {

@@ -94,6 +94,10 @@ public struct WorkerConfiguration: Sendable {
         if taskDeadline <= .zero { problems.append("--task-deadline must be positive") }
         if queuedTimeout <= .zero { problems.append("--queued-timeout (DELEGATION_QUEUED_TIMEOUT) must be positive") }
         if maxTakeovers < 1 { problems.append("--max-takeovers must be at least 1, not \(maxTakeovers)") }
+        if maximumRetryDelay < .zero { problems.append("the maximum retry delay must not be negative") }
+        if rediscoverAfterPollFailures < 1 { problems.append("rediscovery needs at least 1 failed poll, not \(rediscoverAfterPollFailures)") }
+        if peerCancelAttempts < 1 { problems.append("peer cancels need at least 1 attempt, not \(peerCancelAttempts)") }
+        if maximumAnswerBytes < 1 || maximumResultBytes < 1 { problems.append("answer and result limits must be positive") }
         let durations: [(String, Duration)] = [
             ("--retry-delay", retryDelay), ("--timeout", requestTimeout), ("--lease", lease),
             ("--poll-interval", pollInterval), ("--shutdown-grace", shutdownGrace), ("--task-deadline", taskDeadline),

@@ -24,6 +24,10 @@ public final class Database {
     public let path: String
     let handle: OpaquePointer
     private var statementCache: [String: Statement] = [:]
+    private let busyState: UnsafeMutablePointer<csqlite_busy_state>
+
+    /// Lets another thread end this connection's waits for locks (see `LockWaits`).
+    public var lockWaits: LockWaits { LockWaits(state: busyState) }
 
     public init(path: String, mode: OpenMode = .readWriteCreate, busyTimeout: Duration = .seconds(10)) throws(SQLiteError) {
         if mode == .readWriteCreate, path != ":memory:", !path.isEmpty {
@@ -49,12 +53,16 @@ public final class Database {
         self.handle = connection
         sqlite3_extended_result_codes(connection, 1)
         let (seconds, attoseconds) = busyTimeout.components
-        csqlite_set_busy_timeout(connection, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        let milliseconds = seconds >= Int64(Int32.max) / 1000 ? Int64(Int32.max) : max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        busyState = UnsafeMutablePointer<csqlite_busy_state>.allocate(capacity: 1)
+        busyState.initialize(to: csqlite_busy_state(timeout: Int32(clamping: milliseconds), abandoned: 0))
+        csqlite_set_busy_handler(connection, busyState)
     }
 
     deinit {
         statementCache.removeAll()
         sqlite3_close_v2(handle)
+        busyState.deallocate()
     }
 
     func lastError(code: Int32, sql: String?) -> SQLiteError {

@@ -21,7 +21,7 @@ public enum SQLiteValue: Sendable, Hashable {
     public var int: Int? {
         switch self {
         case .integer(let value): Int(value)
-        case .real(let value): Int(value)
+        case .real(let value): Int(exactly: value.rounded(.towardZero))
         case .text(let value): Int(value)
         default: nil
         }

@@ -137,7 +137,10 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
                 .init(service: HTTPClientService(http)),
             ]
             if let registry, let metricsPort {
-                services.append(.init(service: try await MetricsServer(registry: registry, host: metricsHost, port: metricsPort, logger: logger)))
+                services.append(
+                    .init(
+                        service: try await MetricsServer(registry: registry, host: metricsHost, port: metricsPort, logger: logger),
+                        successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
             }
             services.append(
                 .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))

@@ -161,6 +161,11 @@ import Testing
         // Reading is still allowed.
         #expect(try await session.answer("check_delegation_status")["count"] == 0)
         #expect(try await session.answer("list_delegations")["count"] == 0)
+        // Cancelling someone's delegation is not.
+        let id = try #require(try await session.store.enqueue(workspaceID: "ws-peer", task: "someone else's").id as String?)
+        let (refusal, refused) = try await session.call("cancel_delegation", ["task_id": .string(id)])
+        #expect(refused && refusal.contains("RBAC: no 'delegate' permission"))
+        #expect(try await session.store.delegation(id: id)?.status == .pending)
         #expect(await session.close())
     }
 

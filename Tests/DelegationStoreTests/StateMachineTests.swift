@@ -180,5 +180,25 @@ import Testing
         let other = try #require(raw.value("INSERT INTO delegations (workspace_id, task) VALUES ('ws', 't') RETURNING id"))
         #expect(raw.run("UPDATE delegations SET status = 'in_progress' WHERE id = ?", other).code == SQLITE_CONSTRAINT)
     }
-}
 
+    @Test func anInsertNeverReplacesAndAHandTypedRetryForgetsThePeerTask() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "t")["task_id"]?.stringValue)
+        _ = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        try await store.handOver(id: id, worker: "w", remoteTaskID: "task-1", peerURL: "http://peer", state: "working", nextPoll: .zero)
+        _ = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        try await store.fail(id: id, worker: "w", error: "deadline")
+        let raw = RawConnection(directory.file("delegations.db"))
+        let replaced = raw.run("INSERT OR REPLACE INTO delegations (id, workspace_id, task) VALUES (?, 'ws', 'other')", id)
+        #expect(replaced.message.contains("never replaced"), "\(replaced)")
+        #expect(raw.value("SELECT count(*) FROM delegation_events WHERE delegation_id = ?", id) != "0", "its history is intact")
+        // Sent again by hand: the schema forgets the peer task it followed, so the claim sends anew.
+        #expect(raw.run("UPDATE delegations SET status = 'pending' WHERE id = ?", id).code == 0)
+        let row = try #require(try await store.delegation(id: id))
+        #expect(row.remoteTaskID == nil && row.peerURL == nil && row.acceptedAt == nil && row.polls == 0 && row.finishedAt == nil)
+        let claimed = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        #expect(claimed.first?.attempts == 2, "a send, not a poll")
+        await store.close()
+    }
+}

@@ -122,11 +122,15 @@ import Testing
 
     @Test func answersArrivingWhileAnotherProcessHoldsTheWriteLockAreAllStored() async throws {
         let scenario = try await Scenario(busyTimeout: .milliseconds(300))
-        let peer = try await scenario.peer("ws-peer") { received in .delayed(.milliseconds(1200), .completed("answer for \(received.text ?? "")")) }
+        let locker = LockHolder()
+        // The peer answers only once the lock is held: every answer arrives while the file is locked.
+        let peer = try await scenario.peer("ws-peer") { received in
+            _ = await eventually(timeout: .seconds(30)) { locker.holding }
+            return .completed("answer for \(received.text ?? "")")
+        }
         var ids: [String] = []
         for index in 0..<5 { ids.append(try await scenario.delegate("ws-peer", "task \(index)")) }
         let path = scenario.databasePath
-        let locker = LockHolder()
         let store = scenario.store
         let idsCopy = ids
         try await scenario.run(until: {
@@ -139,9 +143,13 @@ import Testing
             return true
         }, timeout: .seconds(30)) { $0.lease = .seconds(20) }
         #expect(locker.started && locker.released)
+        let heldSince = try #require(locker.heldSince)
         for id in ids {
             let row = try await scenario.row(id)
             #expect(row.status == .completed && row.result?.hasPrefix("answer for task") == true)
+            // Written only after the lock (held 4 s) was freed: the writes waited, they were not lucky.
+            let finished = try #require(row.finishedAt.flatMap(Timestamp.date(from:)))
+            #expect(finished.timeIntervalSince(heldSince) > 3, "written \(finished.timeIntervalSince(heldSince)) s after the lock was taken")
         }
         #expect(peer.sends.count == 5, "no answer was dropped, so nothing was sent again")
         #expect(Set(peer.sends.compactMap(\.messageID)).count == 5)
@@ -246,6 +254,61 @@ import Testing
     }
 }
 
+extension FaultModelTests {
+    @Test func sigtermWhileAnotherProcessHoldsTheWriteLockStillExitsWithinTheGrace() async throws {
+        let scenario = try await Scenario()
+        let peer = try await scenario.peer("ws-slow") { _ in .delayed(.seconds(30), .completed("never seen")) }
+        for index in 0..<3 { _ = try await scenario.delegate("ws-slow", "task \(index)") }
+        let worker = try startWorker(scenario, "locked-out", ["--shutdown-grace", "1", "--metrics-port", "0", "--log-level", "info"])
+        #expect(await eventually { peer.sends.count == 3 })
+        // An idle connection to /metrics (a port scanner) must not keep the process alive either.
+        @Sendable func metricsPort() -> Int? {
+            worker.stderr.split(separator: "\n").compactMap { line -> Int? in
+                guard let range = line.range(of: "metrics at http://127.0.0.1:") else { return nil }
+                return Int(line[range.upperBound...].prefix { $0.isNumber })
+            }.first
+        }
+        #expect(await eventually { metricsPort() != nil })
+        let idle = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(idle) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(metricsPort() ?? 0).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(idle, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        // Another process takes the write lock for a minute: every write of the shutdown would wait 10 s.
+        let locker = LockHolder()
+        try locker.start(path: scenario.databasePath, seconds: 60)
+        #expect(await eventually { locker.holding })
+        let signalled = ContinuousClock.now
+        worker.kill(SIGTERM)
+        while worker.isRunning, ContinuousClock.now - signalled < .seconds(30) { try await Task.sleep(for: .milliseconds(5)) }
+        let took = ContinuousClock.now - signalled
+        let result = await worker.finish(within: .seconds(5))
+        #expect(took < .seconds(3), "exited within the grace (1 s) + 2 s though the file is locked: \(took)")
+        #expect(result.status == 0, "\(result.stderr)")
+        locker.stop()
+        await scenario.close()
+    }
+
+    @Test func aRowWhoseWorkEndedWithoutAWriteIsReleasedByItsOwnWorker() async throws {
+        let scenario = try await Scenario()
+        try await scenario.peer("ws-ok") { _ in .completed("fine") }
+        let id = try await scenario.delegate("ws-ok")
+        // As if this worker had claimed it earlier and its work had ended without writing anything.
+        _ = try await scenario.store.claim(worker: "single-worker", limit: 1, lease: .milliseconds(200))
+        try await Task.sleep(for: .milliseconds(300))
+        try await scenario.runUntilIdle { $0.workerID = "single-worker"; $0.lease = .seconds(1) }
+        let row = try await scenario.row(id)
+        #expect(row.status == .completed, "released by its own worker and sent (\(row.status))")
+        #expect(try await scenario.events(id).contains { $0.kind == "released" && $0.detail?.contains("no longer works on") == true })
+        await scenario.close()
+    }
+}
+
 /// Another process holding the database's write lock for a while (`store-probe lock`).
 final class LockHolder: @unchecked Sendable {
     private let lock = NSLock()
@@ -256,6 +319,19 @@ final class LockHolder: @unchecked Sendable {
         lock.withLock { self.child = child }
     }
 
+    private var holdingSince: Date?
+
     var started: Bool { lock.withLock { child != nil } }
     var released: Bool { lock.withLock { child?.stdout.contains("released") ?? false } }
+    /// The other process holds the write lock (it said so).
+    var holding: Bool {
+        lock.withLock {
+            guard child?.stdout.contains("holding") == true else { return false }
+            if holdingSince == nil { holdingSince = Date() }
+            return true
+        }
+    }
+    var heldSince: Date? { lock.withLock { holdingSince } }
+
+    func stop() { lock.withLock { child }?.kill(SIGKILL) }
 }

@@ -38,9 +38,14 @@ import FoundationNetworking
         let metricsURL = announced()
         let store = scenario.store
         #expect(await eventually { (try? await store.remainingWork())?.isNone == true })
-        try await Task.sleep(for: .milliseconds(400))  // a gauge refresh after the last change
-        let (data, _) = try await URLSession.shared.data(from: URL(string: try #require(metricsURL))!)
-        let text = String(decoding: data, as: UTF8.self)
+        // Scraped until a gauge refresh after the last change shows in it.
+        let url = URL(string: try #require(metricsURL))!
+        @Sendable func scrape() async -> String {
+            guard let (data, _) = try? await URLSession.shared.data(from: url) else { return "" }
+            return String(decoding: data, as: UTF8.self)
+        }
+        #expect(await eventually { Prometheus.samples(await scrape())[#"delegation_rows{status="completed"}"#] == 4 })
+        let text = await scrape()
         worker.kill(SIGTERM)
         let result = await worker.finish(within: .seconds(15))
         #expect(result.status == 0)

@@ -90,10 +90,18 @@ import Testing
             .zero, .seconds(Int64.max), .seconds(Int64.min), .milliseconds(Int64.max), .nanoseconds(-1),
             Duration(secondsComponent: Int64.max, attosecondsComponent: 999_999_999_999_999_999),
         ]
-        for duration in extremes + (0..<Self.cases).map({ _ in .seconds(random.int64()) }) {
+        // Every modifier is one SQLite understands (a date, not NULL), and moves time the right way.
+        let database = try! Database(path: ":memory:")
+        for duration in extremes + (0..<Self.cases).map({ _ in .seconds(random.int64() % 10_000_000_000) }) {
             let modifier = Transitions.offset(duration)
-            #expect(modifier.hasPrefix("+"), "\(duration) → \(modifier)")
+            let row = try? database.queryFirst(
+                "SELECT strftime('%s', '2026-01-01T00:00:00Z', ?1) - strftime('%s', '2026-01-01T00:00:00Z')", modifier)
+            let moved = row?[0].int
+            #expect(moved != nil, "\(duration) → \(modifier) is not a modifier SQLite accepts")
+            let seconds = duration.components.seconds
+            #expect(seconds == 0 || (moved ?? 0).signum() == Int(seconds.signum()), "\(duration) → \(modifier) moved \(moved ?? 0) s")
         }
+        #expect(Transitions.offset(.seconds(-5)) == "-5.0 seconds")
     }
 
     @Test func theJSONParserNeverTrapsOnAnyBytes() {
@@ -106,7 +114,6 @@ import Testing
         #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(deep) }
         #expect((try? JSONValue.parse(Array("123456789012345678901234567890".utf8)))?.intValue == nil)
         #expect((try? JSONValue.parse(Array("1e999".utf8)))?.intValue == nil)
-        #expect((try? JSONValue.parse(Array("-1e999".utf8))) != nil || true)
     }
 
     // MARK: Templates: valid answers whose parts the generator replaces with anything

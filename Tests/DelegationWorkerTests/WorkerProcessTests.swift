@@ -30,6 +30,13 @@ import Testing
         let worker = try Child(binary, ["--demo", "--db", directory.file("w.db")])
         let refused = await worker.finish()
         #expect(refused.status != 0 && refused.stderr.contains("--demo"), "the production binary has no demo mode")
+        // And it does not link the fakes: no symbol of the DelegationFakes module is in it.
+        let symbols = try Child("/usr/bin/nm", [binary])
+        let listed = await symbols.finish(within: .seconds(60))
+        #expect(listed.status == 0 && listed.stdout.contains("DelegationWorker"), "nm listed the worker's symbols")
+        #expect(!listed.stdout.contains("15DelegationFakes"), "delegation-worker links no fakes")
+        let demoSymbols = await (try Child("/usr/bin/nm", [productPath("delegation-demo")])).finish(within: .seconds(60))
+        #expect(demoSymbols.stdout.contains("15DelegationFakes"), "the check can see the fakes where they are")
     }
 
     @Test func invalidConfigurationExitsBeforeAnyWork() async throws {
