@@ -1,5 +1,6 @@
 import DelegationStore
 import Foundation
+import SQLiteDatabase
 import Synchronization
 
 /// Row 5: the admin CLI on a big database, and eviction next to a working worker.
@@ -34,12 +35,9 @@ enum AdminBench {
 
         // A worker completing delegations through the store, timing each commit, first alone then
         // while `evict --keep 100` deletes everything else in batches.
+        try StoreBench.seed(path, count: 20_000, workspace: "ws-live", source: nil, task: "live")
         let store = try DelegationStore(StoreConfiguration(path: path, sourceWorkspaceID: "bench"), logger: quietLogger("bench"))
-        try await store.write("seeding live work") { database in
-            for index in 0..<20_000 {
-                _ = try Transitions.enqueue(database, workspaceID: "ws-live", task: "live \(index)", sourceWorkspaceID: nil, maxAttempts: nil)
-            }
-        }
+        let reader = try openDatabase(path, readOnly: true)
         let stop = Locked(false)
         let stalls = Locked<[Double]>([])
         let workerLoop = Task {
@@ -57,7 +55,7 @@ enum AdminBench {
             return samples
         }
         let finishedQuery = "SELECT count(*) FROM delegations WHERE status IN ('completed', 'failed', 'cancelled')"
-        let finishedBefore = try await store.read { try $0.queryFirst(finishedQuery)?[0].int ?? 0 }
+        let finishedBefore = try queryInt(reader, finishedQuery)
         let evictStart = ContinuousClock.now
         let evict = Process()
         evict.executableURL = URL(fileURLWithPath: admin)
@@ -78,7 +76,7 @@ enum AdminBench {
         _ = finished ? output.fileHandleForReading.readDataToEndOfFile() : Data()
         stop.withLock { $0 = true }
         try await workerLoop.value
-        let left = try await store.read { try $0.queryFirst(finishedQuery)?[0].int ?? 0 }
+        let left = try queryInt(reader, finishedQuery)
         await store.close()
         let during = stalls.withLock { $0 }
         let evicted = finishedBefore + during.count - left  // the worker finished `during.count` meanwhile
@@ -102,7 +100,7 @@ enum AdminBench {
         var done = 0
         while done < rows {
             let count = min(chunk, rows - done)
-            try database.transaction {
+            _ = try database.transaction {
                 try database.execute(
                     """
                     WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)

@@ -1,15 +1,26 @@
 import DelegationStore
 import Foundation
 import Logging
+import SQLiteDatabase
 import Synchronization
 
 // delegation-bench: every figure with a baseline measured in the same run, and the ratio between them.
 //
-//   swift run -c release delegation-bench                    default sizes, a few minutes
+//   swift run -c release delegation-bench                    default sizes, several minutes
 //   swift run -c release delegation-bench --admin-rows 1000000 --only admin
+//   swift run -c release delegation-bench --only inflight,longtasks,outbox
 //
-// Rows: store (per-operation vs the C API), group (64 concurrent claim/complete vs row 1), e2e (worker
-// vs the bare HTTP ceiling), inflight (10,000 held requests: RSS and claim-to-send), admin (big database).
+// The worker rows (inflight, longtasks) run the `delegation-worker` binary built beside this one:
+// build both products in the same scratch path (`--product delegation-worker`, `--product delegation-bench`;
+// `delegation-admin` too for row 5). BENCH_WORKER_WRAPPER="/usr/bin/heaptrack -o /tmp/worker" runs the busy
+// worker of those rows under a profiler (diagnosis only: the RSS figures are then the wrapper's).
+//
+// Rows: 1 store (per-operation vs the C API), 2 group (64 concurrent claim/complete vs row 1), 3 e2e
+// (worker vs the bare HTTP ceiling), 4 inflight (10,000 delegations to a peer whose tasks take 20 s, run
+// non-blocking and handed over: peak RSS of the worker process vs the same worker idle, executions per
+// messageId, claim-to-completion), 5 admin (big database), 6 longtasks (1,000 tasks of 30 s with
+// `--timeout 5`: each executed exactly once), 7 outbox (claiming mirror calls with 1,000 vs 100,000
+// waiting behind a platform outage; the pre-0004 claim query for contrast).
 
 struct BenchOptions {
     var jobs = 20_000
@@ -17,6 +28,14 @@ struct BenchOptions {
     var e2e = 5_000
     var inflight = 10_000
     var hold = 20.0
+    var inflightConcurrency: Int?
+    var pollInterval = 5
+    var longTasks = 1_000
+    var longHold = 30.0
+    var longTimeout = 5
+    var outboxSmall = 1_000
+    var outboxLarge = 100_000
+    var outboxClaims = 300
     var adminRows = 100_000
     var only: Set<String> = []
     var directory = NSTemporaryDirectory() + "delegation-bench-\(UUID().uuidString.prefix(8))"
@@ -40,8 +59,19 @@ struct BenchOptions {
             case "--e2e": options.e2e = int("--e2e")
             case "--inflight": options.inflight = int("--inflight")
             case "--hold": options.hold = Double(int("--hold"))
+            case "--inflight-concurrency": options.inflightConcurrency = int("--inflight-concurrency")
+            case "--poll-interval": options.pollInterval = int("--poll-interval")
+            case "--longtasks": options.longTasks = int("--longtasks")
+            case "--long-hold": options.longHold = Double(int("--long-hold"))
+            case "--long-timeout": options.longTimeout = int("--long-timeout")
+            case "--outbox-small": options.outboxSmall = int("--outbox-small")
+            case "--outbox-large": options.outboxLarge = int("--outbox-large")
+            case "--outbox-claims": options.outboxClaims = int("--outbox-claims")
             case "--admin-rows": options.adminRows = int("--admin-rows")
-            case "--only": options.only.formUnion(next().split(separator: ",").map(String.init))
+            case "--only":
+                let rows = next().split(separator: ",").map(String.init)
+                if let unknown = rows.first(where: { !BenchOptions.rows.contains($0) }) { usage("--only: unknown row \(unknown)") }
+                options.only.formUnion(rows)
             case "--dir": options.directory = next()
             case "--help", "-h": usage(nil)
             default: usage("unknown argument \(arguments[index])")
@@ -53,8 +83,24 @@ struct BenchOptions {
 
     static func usage(_ problem: String?) -> Never {
         let text = """
-            usage: delegation-bench [--only store,group,e2e,inflight,admin] [--jobs N] [--group-jobs N]
-                                    [--e2e N] [--inflight N] [--hold SECONDS] [--admin-rows N] [--dir PATH]
+            usage: delegation-bench [--only store,group,e2e,inflight,admin,longtasks,outbox] [--dir PATH]
+                                    [--jobs N] [--group-jobs N] [--e2e N]
+                                    [--inflight N] [--hold SECONDS] [--inflight-concurrency N] [--poll-interval SECONDS]
+                                    [--longtasks N] [--long-hold SECONDS] [--long-timeout SECONDS]
+                                    [--outbox-small N] [--outbox-large N] [--outbox-claims N] [--admin-rows N]
+
+              store      1. enqueue/claim/complete through the store vs the same SQL through the C API (--jobs, 20000)
+              group      2. 64 tasks claiming and completing through one store (--group-jobs, 20000)
+              e2e        3. delegations through a worker vs the bare HTTP ceiling (--e2e, 5000)
+              inflight   4. delegations to a peer whose tasks take --hold s (10000, 20 s), the worker a child process:
+                            peak RSS vs the same worker idle, executions per messageId, claim-to-completion
+                            (--inflight-concurrency: the worker's --concurrency, default one slot per delegation;
+                --poll-interval: the worker's, 5 s, for rows 4 and 6)
+              admin      5. the admin CLI on a big history, evict beside a worker (--admin-rows, 100000)
+              longtasks  6. tasks of --long-hold s (1000, 30 s) with the worker's --timeout --long-timeout (5):
+                            each executed exactly once, all complete, claim-to-completion
+              outbox     7. claiming mirror calls with --outbox-small vs --outbox-large waiting (1000, 100000),
+                            --outbox-claims claims timed at each size (300)
             """
         if let problem {
             FileHandle.standardError.write(Data("delegation-bench: \(problem)\n\(text)\n".utf8))
@@ -65,6 +111,8 @@ struct BenchOptions {
     }
 
     func wants(_ row: String) -> Bool { only.isEmpty || only.contains(row) }
+
+    static let rows: Set<String> = ["store", "group", "e2e", "inflight", "admin", "longtasks", "outbox"]
 }
 
 /// One line of the results table.
@@ -116,6 +164,34 @@ func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
 
 func rate(_ count: Int, _ seconds: Double) -> String { String(format: "%.0f/s", Double(count) / seconds) }
 
+/// Runs one row and says how long it took (its setup included).
+func timed<T>(_ row: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T) async throws -> T {
+    let start = ContinuousClock.now
+    let value = try await body()
+    print(String(format: "   (row %@ took %.1f s)", row, seconds(since: start)))
+    return value
+}
+
+/// "p50 …, p99 …, max …" of durations in seconds.
+func spread(_ values: [Double]) -> String {
+    let sorted = values.sorted()
+    return String(
+        format: "p50 %.1f s, p99 %.1f s, max %.1f s", percentile(sorted, 0.5), percentile(sorted, 0.99), sorted.last ?? .nan)
+}
+
+/// A connection of the bench's own on a store's file, for seeding and reading figures back (the store's
+/// public API is named operations only; the schema's triggers run the same either way).
+func openDatabase(_ path: String, readOnly: Bool = false) throws -> Database {
+    let database = try Database(path: path, mode: readOnly ? .readOnly : .readWrite, busyTimeout: .seconds(30))
+    if !readOnly { try database.execute(script: "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY") }
+    return database
+}
+
+/// One integer a query returns.
+func queryInt(_ database: Database, _ sql: String, _ arguments: any SQLiteBindable...) throws -> Int {
+    try database.queryFirst(sql, arguments: arguments)?[0].int ?? 0
+}
+
 /// The directory holding this executable (the worker and admin binaries are built beside it).
 let productDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
 
@@ -132,14 +208,16 @@ struct Bench {
             print("delegation-bench: files in \(options.directory)")
             var perOperationFull: Double?
             if options.wants("store") {
-                perOperationFull = try await StoreBench.perOperation(options, results)
+                perOperationFull = try await timed("store") { try await StoreBench.perOperation(options, results) }
             }
             if options.wants("group") {
-                try await StoreBench.groupCommit(options, results, perOperationFull: perOperationFull)
+                try await timed("group") { try await StoreBench.groupCommit(options, results, perOperationFull: perOperationFull) }
             }
-            if options.wants("e2e") { try await WorkerBench.endToEnd(options, results) }
-            if options.wants("inflight") { try await WorkerBench.inFlight(options, results) }
-            if options.wants("admin") { try await AdminBench.run(options, results) }
+            if options.wants("e2e") { try await timed("e2e") { try await WorkerBench.endToEnd(options, results) } }
+            if options.wants("inflight") { try await timed("inflight") { try await WorkerBench.inFlight(options, results) } }
+            if options.wants("admin") { try await timed("admin") { try await AdminBench.run(options, results) } }
+            if options.wants("longtasks") { try await timed("longtasks") { try await WorkerBench.longTasks(options, results) } }
+            if options.wants("outbox") { try await timed("outbox") { try await OutboxBench.run(options, results) } }
             print("\n" + results.markdown)
             try? FileManager.default.removeItem(atPath: options.directory)
         } catch {

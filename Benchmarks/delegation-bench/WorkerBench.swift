@@ -6,25 +6,11 @@ import Foundation
 import NIOCore
 import Synchronization
 
-/// Rows 3 and 4: the worker end to end, and with thousands of requests held open.
+/// Rows 3, 4 and 6: the worker end to end, with thousands of long tasks in flight, and with tasks that
+/// outlive its request timeout.
 enum WorkerBench {
     static let selfID = "bench-agent"
     static let token = "bench-token"
-
-    static func seed(_ path: String, count: Int, workspace: String) async throws {
-        let store = try DelegationStore(StoreConfiguration(path: path, sourceWorkspaceID: selfID), logger: quietLogger("bench"))
-        var done = 0
-        while done < count {
-            let batch = min(1000, count - done)
-            try await store.write("seeding") { database in
-                for index in 0..<batch {
-                    _ = try Transitions.enqueue(database, workspaceID: workspace, task: "benchmark task \(index)", sourceWorkspaceID: selfID, maxAttempts: nil)
-                }
-            }
-            done += batch
-        }
-        await store.close()
-    }
 
     /// Row 3: N delegations through the worker (FULL, mirroring on) vs the same requests without a store.
     static func endToEnd(_ options: BenchOptions, _ results: Results) async throws {
@@ -37,7 +23,7 @@ enum WorkerBench {
         platform.register("ws-peer", .url(peer.url))
 
         let path = try await StoreBench.freshDatabase(options, "e2e")
-        try await seed(path, count: count, workspace: "ws-peer")
+        try StoreBench.seed(path, count: count, workspace: "ws-peer", source: selfID)
         var configuration = WorkerConfiguration()
         configuration.databasePath = path
         configuration.platformURL = platform.baseURL
@@ -47,12 +33,14 @@ enum WorkerBench {
         configuration.exitWhenIdle = true
         configuration.workerID = "bench-worker"
         let store = try DelegationStore(StoreConfiguration(path: path, sourceWorkspaceID: selfID), logger: quietLogger("bench"))
-        let worker = try DelegationWorker(configuration: configuration, store: store, logger: quietLogger("bench.worker"))
+        let http = DelegationWorker.makeHTTPClient(concurrency: configuration.concurrency)
+        let worker = try DelegationWorker(configuration: configuration, store: store, httpClient: http, logger: quietLogger("bench.worker"))
         let start = ContinuousClock.now
         try await worker.run()
         let elapsed = seconds(since: start)
-        let completed = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegations WHERE status = 'completed'")?[0].int ?? 0 }
+        try await http.shutdown()
         await store.close()
+        let completed = try queryInt(try openDatabase(path, readOnly: true), "SELECT count(*) FROM delegations WHERE status = 'completed'")
         guard completed == count else { throw BenchError("end to end: \(completed) of \(count) completed") }
         let calls = platform.calls.count + peer.received.count
         let callsPerDelegation = Double(calls) / Double(count)
@@ -123,90 +111,4 @@ enum WorkerBench {
         }
     }
 
-    /// Row 4: thousands of delegations in flight at once against a peer that holds each request.
-    static func inFlight(_ options: BenchOptions, _ results: Results) async throws {
-        let count = options.inflight
-        print("\n4. in flight: \(count) delegations to a peer that holds each request \(Int(options.hold)) s, --concurrency \(count)")
-        let platform = FakePlatform(workspaceID: selfID, token: token)
-        try await platform.start()
-        let received = Locked<[String: Date]>([:])
-        let hold = Duration.milliseconds(Int(options.hold * 1000))
-        let peer = FakePeer { request in
-            if let id = request.delegationID { received.withLock { $0[id] = $0[id] ?? Date() } }
-            return .delayed(hold, .completed("held"))
-        }
-        try await peer.start()
-        platform.register("ws-peer", .url(peer.url))
-        let binary = productDirectory.appendingPathComponent("delegation-worker").path
-        let arguments = { (path: String) in
-            [
-                "--db", path, "--platform-url", platform.baseURL, "--workspace-id", selfID, "--token", token,
-                "--concurrency", String(count), "--lease", "120", "--timeout", "300", "--exit-when-idle", "--log-level", "error",
-                "--worker-id", "bench-inflight",
-            ]
-        }
-        // Baseline: the same binary with nothing to do.
-        let idlePath = try await StoreBench.freshDatabase(options, "idle")
-        let idle = try await runMeasured(binary, arguments(idlePath))
-
-        let path = try await StoreBench.freshDatabase(options, "inflight")
-        try await seed(path, count: count, workspace: "ws-peer")
-        let busy = try await runMeasured(binary, arguments(path))
-        guard busy.status == 0 else { throw BenchError("in-flight worker exited \(busy.status)") }
-
-        let store = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger("bench"))
-        let (completed, claims) = try await store.read { database -> (Int, [(String, String)]) in
-            let completed = try database.queryFirst("SELECT count(*) FROM delegations WHERE status = 'completed'")?[0].int ?? 0
-            let claims = try database.query(
-                "SELECT delegation_id, min(at) FROM delegation_events WHERE kind = 'status' AND to_status = 'in_progress' GROUP BY delegation_id"
-            ).map { ($0[0].string ?? "", $0[1].string ?? "") }
-            return (completed, claims)
-        }
-        await store.close()
-        await peer.stop()
-        await platform.stop()
-        let arrivals = received.withLock { $0 }
-        let latencies = claims.compactMap { id, at -> Double? in
-            guard let claimed = Timestamp.date(from: at), let sent = arrivals[id] else { return nil }
-            return max(0, sent.timeIntervalSince(claimed))
-        }.sorted()
-        results.add(Result(
-            row: "4. \(count) in flight, peer holds \(Int(options.hold)) s", figure: "\(completed) of \(count) completed in " + String(format: "%.1f s", busy.seconds),
-            baseline: "-", ratio: nil, target: "all complete", met: completed == count))
-        results.add(Result(
-            row: "4. peak RSS of the worker process", figure: String(format: "%.0f MB", busy.peakMB),
-            baseline: String(format: "%.0f MB (the same worker, idle)", idle.peakMB), ratio: busy.peakMB / idle.peakMB,
-            target: "< 300 MB", met: busy.peakMB < 300))
-        results.add(Result(
-            row: "4. claim-to-send latency", figure: String(format: "p50 %.2f s, p99 %.2f s", percentile(latencies, 0.5), percentile(latencies, 0.99)),
-            baseline: "-", ratio: nil, target: "(printed)", met: nil))
-    }
-
-    struct Measured {
-        var status: Int32
-        var seconds: Double
-        var peakMB: Double
-    }
-
-    /// Runs a child to its end, sampling its peak resident set (VmHWM) as it goes.
-    static func runMeasured(_ binary: String, _ arguments: [String]) async throws -> Measured {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        let start = ContinuousClock.now
-        try process.run()
-        var peakKB = 0.0
-        let statusFile = "/proc/\(process.processIdentifier)/status"
-        while process.isRunning {
-            if let text = try? String(contentsOfFile: statusFile, encoding: .utf8),
-                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-                let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
-            {
-                peakKB = max(peakKB, kilobytes)
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return Measured(status: process.terminationStatus, seconds: seconds(since: start), peakMB: peakKB / 1024)
-    }
 }
