@@ -72,7 +72,9 @@ package enum Transitions {
                     ORDER BY lease_expires_at LIMIT ?3)
                 UNION ALL
                 SELECT id, due FROM (
-                    SELECT id, next_run_at AS due FROM delegations
+                    -- Named: left to itself the planner walks every in_progress row of delegations_claimable
+                    -- (claimed rows keep an old next_run_at), which made each claim O(rows in flight).
+                    SELECT id, next_run_at AS due FROM delegations INDEXED BY delegations_parked
                     WHERE status = 'in_progress' AND lease_owner IS NULL AND next_run_at <= \(now)
                     ORDER BY next_run_at LIMIT ?3)
                 ORDER BY due LIMIT ?3))
