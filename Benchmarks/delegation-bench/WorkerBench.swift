@@ -35,9 +35,13 @@ enum WorkerBench {
         let store = try DelegationStore(StoreConfiguration(path: path, sourceWorkspaceID: selfID), logger: quietLogger("bench"))
         let http = DelegationWorker.makeHTTPClient(concurrency: configuration.concurrency)
         let worker = try DelegationWorker(configuration: configuration, store: store, httpClient: http, logger: quietLogger("bench.worker"))
+        let writesBefore = (operations: store.writerStatistics.operations, commits: store.writerStatistics.transactions)
         let start = ContinuousClock.now
         try await worker.run()
         let elapsed = seconds(since: start)
+        let writes = (
+            operations: store.writerStatistics.operations - writesBefore.operations,
+            commits: store.writerStatistics.transactions - writesBefore.commits)
         try await http.shutdown()
         await store.close()
         let completed = try queryInt(try openDatabase(path, readOnly: true), "SELECT count(*) FROM delegations WHERE status = 'completed'")
@@ -74,6 +78,14 @@ enum WorkerBench {
             figure: String(format: "%.0f delegations/s × %.2f HTTP calls each", delegationsPerSecond, callsPerDelegation),
             baseline: String(format: "%.0f requests/s (same client, no store)", baselineRate), ratio: ratio,
             target: "≥ 0.7×", met: ratio >= 0.7))
+        // What the single writer did for it: a claim, an outcome, an outbox claim or a delivery mark is one
+        // operation however many rows it touches (claims take batches); concurrent operations share commits.
+        results.add(Result(
+            row: "3. writer work per delegation",
+            figure: String(format: "%.2f operations, %.2f commits (%.1f operations per commit)",
+                           Double(writes.operations) / Double(count), Double(writes.commits) / Double(count),
+                           Double(writes.operations) / Double(max(1, writes.commits))),
+            baseline: "-", ratio: nil, target: "(printed)", met: nil))
     }
 
     /// One of the five calls a delegation makes: discover, record, send, update, notify.
