@@ -109,6 +109,7 @@ public final class DelegationWorker: Service, Sendable {
             background.addTask { await self.deliverPeerCancels() }
             if let limit = configuration.historyLimit { background.addTask { await self.evictHistory(keep: limit) } }
             if configuration.refreshesGauges { background.addTask { await self.refreshGauges() } }
+            background.addTask { await self.stopWaitingForLocksAtTheDeadline() }
             let deadline = await claimAndProcess()
             await releaseLeases()
             stopped.fire()
@@ -165,23 +166,32 @@ public final class DelegationWorker: Service, Sendable {
                 }
                 await wait(for: slotFreed, atMost: configuration.claimInterval, unless: draining)
             }
-            let deadline = ContinuousClock.now + configuration.shutdownGrace
-            // Past the deadline no write may wait out another process's lock (10 s each by default): the
-            // releases and the outbox then fail fast, and the leases expire on their own.
-            let giveUpOnLocks = Task { [store] in
-                try? await Task.sleep(until: deadline)
-                if !Task.isCancelled { store.stopWaitingForLocks() }
-            }
-            defer { giveUpOnLocks.cancel() }
+            let deadline = shutdownDeadline
             if inFlight.count > 0 {
-                logger.info("waiting up to \(configuration.shutdownGrace) for \(inFlight.count) delegations in flight")
-                if !(await inFlight.waitUntilEmpty(timeout: configuration.shutdownGrace)) {
+                let left = max(.zero, deadline - .now)
+                logger.info("waiting up to \(left) for \(inFlight.count) delegations in flight")
+                if !(await inFlight.waitUntilEmpty(timeout: left)) {
                     logger.warning("grace period over: stopping \(inFlight.count) delegations; their leases are released")
                     inFlight.revokeAll()
                 }
             }
             return deadline
         }
+    }
+
+    /// The grace counts from the moment draining began, not from when the claim loop noticed it: a claim
+    /// that was waiting for another process's lock when SIGTERM came must not push the deadline out.
+    private var shutdownDeadline: ContinuousClock.Instant {
+        (draining.firedAt ?? .now) + configuration.shutdownGrace
+    }
+
+    /// Past the shutdown's deadline no write may wait out another process's lock (10 s each by default):
+    /// a claim stuck behind it, the releases and the outbox then fail fast, and the leases expire on their own.
+    private func stopWaitingForLocksAtTheDeadline() async {
+        await draining.wait()
+        guard !Task.isCancelled else { return }
+        try? await Task.sleep(until: shutdownDeadline)
+        if !Task.isCancelled { store.stopWaitingForLocks() }
     }
 
     /// Runs the processor until it finishes or the delegation is revoked (lease lost, grace over).

@@ -5,6 +5,7 @@ import Synchronization
 final class OneShotSignal: Sendable {
     private struct State {
         var fired = false
+        var firedAt: ContinuousClock.Instant?
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextKey: UInt64 = 0
     }
@@ -13,10 +14,14 @@ final class OneShotSignal: Sendable {
 
     var hasFired: Bool { state.withLock { $0.fired } }
 
+    /// When it fired (nil until then).
+    var firedAt: ContinuousClock.Instant? { state.withLock { $0.firedAt } }
+
     func fire() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             guard !state.fired else { return [] }
             state.fired = true
+            state.firedAt = .now
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }

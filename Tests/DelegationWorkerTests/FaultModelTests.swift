@@ -283,6 +283,9 @@ extension FaultModelTests {
         let locker = LockHolder()
         try locker.start(path: scenario.databasePath, seconds: 60)
         #expect(await eventually { locker.holding })
+        // Let the claim loop (every 200 ms) start a claim that waits for the lock: SIGTERM then finds the
+        // loop inside that wait, and the grace must still count from the signal.
+        try await Task.sleep(for: .milliseconds(600))
         let signalled = ContinuousClock.now
         worker.kill(SIGTERM)
         while worker.isRunning, ContinuousClock.now - signalled < .seconds(30) { try await Task.sleep(for: .milliseconds(5)) }
