@@ -48,8 +48,11 @@ struct BenchOptions {
             guard index < arguments.count else { usage("\(arguments[index - 1]) needs a value") }
             return arguments[index]
         }
-        func int(_ name: String) -> Int {
-            guard let value = Int(next()), value > 0 else { usage("\(name) needs a whole number > 0") }
+        /// Sizes and durations in a range the rows can use (a huge --hold would overflow milliseconds).
+        func int(_ name: String, _ range: ClosedRange<Int> = 1...10_000_000) -> Int {
+            guard let value = Int(next()), range.contains(value) else {
+                usage("\(name) needs a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
             return value
         }
         while index < arguments.count {
@@ -58,14 +61,14 @@ struct BenchOptions {
             case "--group-jobs": options.groupJobs = int("--group-jobs")
             case "--e2e": options.e2e = int("--e2e")
             case "--inflight": options.inflight = int("--inflight")
-            case "--hold": options.hold = Double(int("--hold"))
+            case "--hold": options.hold = Double(int("--hold", 1...86_400))
             case "--inflight-concurrency": options.inflightConcurrency = int("--inflight-concurrency")
-            case "--poll-interval": options.pollInterval = int("--poll-interval")
+            case "--poll-interval": options.pollInterval = int("--poll-interval", 1...86_400)
             case "--longtasks": options.longTasks = int("--longtasks")
-            case "--long-hold": options.longHold = Double(int("--long-hold"))
-            case "--long-timeout": options.longTimeout = int("--long-timeout")
-            case "--outbox-small": options.outboxSmall = int("--outbox-small")
-            case "--outbox-large": options.outboxLarge = int("--outbox-large")
+            case "--long-hold": options.longHold = Double(int("--long-hold", 1...86_400))
+            case "--long-timeout": options.longTimeout = int("--long-timeout", 1...86_400)
+            case "--outbox-small": options.outboxSmall = int("--outbox-small", 24...10_000_000)
+            case "--outbox-large": options.outboxLarge = int("--outbox-large", 24...10_000_000)
             case "--outbox-claims": options.outboxClaims = int("--outbox-claims")
             case "--admin-rows": options.adminRows = int("--admin-rows")
             case "--only":

@@ -150,6 +150,9 @@ public final class DelegationWorker: Service, Sendable {
                         continue
                     }
                 }
+                // A claim that waited for a lock through SIGTERM may still return rows: they are not started
+                // (a send now would be revoked moments later); the releases below let them go uncounted.
+                if draining.hasFired { break }
                 for delegation in claimed {
                     let token = inFlight.add(delegation.id)
                     processing.addTask {

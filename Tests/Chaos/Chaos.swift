@@ -129,7 +129,7 @@ final class WorkerProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments + ["--worker-id", name]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
         process.standardOutput = FileHandle.nullDevice
@@ -225,9 +225,10 @@ struct Chaos {
         try await peer.start()
         platform.register("chaos-peer", .url(peer.url))
 
+        let retryDelay = options.outages > 0 ? max(0.05, Double(options.outages) * options.outageSeconds / 4) : 0.05
         let arguments = [
             "--db", database, "--platform-url", platform.baseURL, "--workspace-id", "chaos-agent", "--token", "chaos-token",
-            "--retry-attempts", String(retryAttempts), "--retry-delay", String(options.outages > 0 ? max(0.05, Double(options.outages) * options.outageSeconds / 4) : 0.05),
+            "--retry-attempts", String(retryAttempts), "--retry-delay", String(retryDelay),
             "--poll-interval", "0.2", "--lease", String(options.lease),
             "--timeout", String(requestTimeout), "--max-takeovers", "5",
             "--concurrency", String(options.concurrency), "--shutdown-grace", "1", "--log-level", "error",
@@ -299,7 +300,9 @@ struct Chaos {
                      kills, outages, locks, Date().timeIntervalSince(started)))
 
         // Drained: nothing live, nothing left to mirror.
-        let deadline = Date().addingTimeInterval(options.timeout)
+        // A row whose peer fails every time spends all its attempts: up to 1.2 × 31 first delays of backoff.
+        let drainTimeout = options.timeout + 1.2 * Double((1 << (retryAttempts - 1)) - 1) * retryDelay
+        let deadline = Date().addingTimeInterval(drainTimeout)
         var drained = false
         while Date() < deadline {
             let remaining = try await store.remainingWork()
@@ -316,7 +319,7 @@ struct Chaos {
 
         // The verdict.
         var problems: [String] = []
-        if !drained { problems.append("the queue did not drain within \(options.timeout) s") }
+        if !drained { problems.append(String(format: "the queue did not drain within %.0f s", drainTimeout)) }
         let rows = try inspect { database in
             try database.query("SELECT id, status, message_id FROM delegations").map {
                 ($0[0].string ?? "", $0[1].string ?? "", $0[2].string ?? "")
@@ -384,9 +387,21 @@ struct Chaos {
         // Long tasks ran once at the peer, except where a kill fell between the peer's accepting the task and
         // the hand-over's commit: the next holder sends it again (same messageId). Each such rerun is also a
         // duplicate send, so the same bound holds, and without kills there are none.
-        let reruns = peer.executions.values.reduce(0) { $0 + max(0, $1 - 1) }
+        let executions = peer.executions
+        let reruns = executions.values.reduce(0) { $0 + max(0, $1 - 1) }
         if reruns > kills * options.concurrency {
             problems.append("\(reruns) long task reruns at the peer, more than kills × concurrency = \(kills * options.concurrency)")
+        }
+        // ... and every rerun row shows the take-over that resent it: a rerun without one is a worker
+        // sending a task its peer already runs.
+        let rerunMessageIDs = Set(executions.filter { $0.value > 1 }.keys)
+        let rerunWithoutTakeover = try rows.filter { rerunMessageIDs.contains($0.2) }.filter { row in
+            try inspect {
+                try $0.queryFirst("SELECT count(*) FROM delegation_events WHERE delegation_id = ? AND kind = 'lease'", row.0)?[0].int ?? 0
+            } == 0
+        }
+        if !rerunWithoutTakeover.isEmpty {
+            problems.append("\(rerunWithoutTakeover.count) long task(s) ran again at the peer without a lease take-over, e.g. \(rerunWithoutTakeover.prefix(3).map(\.0))")
         }
         // A kill or an outage can repeat at most the mirror calls a worker had posted but not yet marked: its window.
         let mirrorBound = (kills + outages * options.workers) * 128
@@ -415,7 +430,7 @@ struct Chaos {
         ]
         print(String(format: "chaos: %d delegations in %.1f s (%.0f/s) with %d kills, %d platform outages, %d held write locks, %d peer hangs",
                      rows.count, elapsed, Double(rows.count) / elapsed, kills, outages, locks, hung.withLock { $0 }))
-        print("chaos: \(peer.executions.count) long tasks followed at the peer, \(reruns) reruns (each after a kill between the peer accepting and the hand-over commit)")
+        print("chaos: \(peer.executions.count) long tasks followed at the peer, \(reruns) reruns, \(rerunWithoutTakeover.count) of them without a take-over")
         print("chaos: \(counts["completed"] ?? 0) completed, \(counts["failed"] ?? 0) failed, \(live) not terminal, \(wrong.count) in the wrong state")
         print("chaos: peer saw \(seenMessageIDs.count) messageIds in \(received.count) sends; \(duplicateSends) duplicate sends (bound \(duplicateBound)); \(duplicateMirrors) duplicate mirror calls; \(events?[1].int ?? 0) lease take-overs")
         print("chaos: integrity_check \(integrity); delegation-admin check \(checkJSON?["ok"] == .bool(true) ? "ok" : "FAILED")")

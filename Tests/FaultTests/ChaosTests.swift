@@ -31,9 +31,9 @@ import Testing
         let duplicates = summary["duplicate_sends"]?.intValue ?? .max
         #expect(duplicates <= 10, "with one request in flight per worker, each kill repeats at most one send (\(duplicates))")
         // A long task runs again only when a kill falls between the peer's accepting it and the hand-over's
-        // commit; that rerun is one of the duplicate sends.
+        // commit (the tool also checks that each such row shows a take-over): at most one per kill here.
         let reruns = summary["long_task_reruns"]?.intValue ?? .max
-        #expect(reruns <= duplicates, "long task reruns (\(reruns)) are duplicate sends")
+        #expect(reruns <= 10, "long task reruns (\(reruns)) at most one per kill")
         #expect(summary["problems"] == .array([]))
     }
 }
