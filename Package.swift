@@ -143,7 +143,7 @@ let package = Package(
             name: "delegation-bench",
             dependencies: [
                 "DelegationStore", "DelegationWorker", "DelegationFakes", "DelegationTool", "SQLiteDatabase", "CSQLite",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "ChildProcess", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -153,16 +153,19 @@ let package = Package(
         .executableTarget(
             name: "delegation-chaos",
             dependencies: [
-                "DelegationStore", "DelegationFakes", "DelegationTool", "SQLiteDatabase",
+                "DelegationStore", "DelegationFakes", "DelegationTool", "SQLiteDatabase", "ChildProcess",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/Chaos"
         ),
+        // Child processes without Foundation's Process (see SpawnedProcess): tests, chaos run, benchmarks.
+        .target(name: "ChildProcess", path: "Tests/ChildProcess"),
         // What the test targets share: temporary directories, child processes, a raw C-API connection.
         .target(
             name: "TestSupport",
             dependencies: [
-                "DelegationStore", "DelegationTool", "SQLiteDatabase", "CSQLite", .product(name: "Logging", package: "swift-log"),
+                "DelegationStore", "DelegationTool", "SQLiteDatabase", "CSQLite", "ChildProcess",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"
         ),
@@ -176,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "DelegationMCPTests",
             dependencies: [
-                "DelegationMCP", "DelegationStore", "DelegationTool", "TestSupport", "delegation-mcp",
+                "DelegationMCP", "DelegationStore", "DelegationTool", "TestSupport", "ChildProcess", "delegation-mcp",
                 .product(name: "MCP", package: "swift-sdk"),
             ]
         ),

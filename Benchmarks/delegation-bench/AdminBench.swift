@@ -1,3 +1,4 @@
+import ChildProcess
 import DelegationStore
 import Foundation
 import SQLiteDatabase
@@ -57,19 +58,16 @@ enum AdminBench {
         let finishedQuery = "SELECT count(*) FROM delegations WHERE status IN ('completed', 'failed', 'cancelled')"
         let finishedBefore = try queryInt(reader, finishedQuery)
         let evictStart = ContinuousClock.now
-        let evict = Process()
-        evict.executableURL = URL(fileURLWithPath: admin)
-        evict.arguments = ["evict", "--keep", "100", "--json", "--db", path]
         let output = Pipe()
-        evict.standardOutput = output
-        try evict.run()
+        let evict = try SpawnedProcess(admin, ["evict", "--keep", "100", "--json", "--db", path], stdout: output.fileHandleForWriting.fileDescriptor)
+        try output.fileHandleForWriting.close()
         // At most 60 s of it: the point is the worker's stalls, and a batch is a transaction, so a
         // SIGKILL midway loses nothing (the rest would go on the next run).
         let deadline = ContinuousClock.now + .seconds(60)
         while evict.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         let finished = !evict.isRunning
         if !finished {
-            kill(evict.processIdentifier, SIGKILL)
+            evict.signal(SIGKILL)
             while evict.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         }
         let evictSeconds = seconds(since: evictStart)
@@ -132,13 +130,8 @@ enum AdminBench {
     static func median(_ binary: String, _ arguments: [String], runs: Int = 5) throws -> Double {
         var times: [Double] = []
         for _ in 0..<runs {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
             let start = ContinuousClock.now
-            try process.run()
+            let process = try SpawnedProcess(binary, arguments)
             process.waitUntilExit()
             times.append(seconds(since: start))
             guard process.terminationStatus == 0 else { throw BenchError("\(arguments.first ?? "") exited \(process.terminationStatus)") }

@@ -1,3 +1,4 @@
+import ChildProcess
 import DelegationFakes
 import DelegationStore
 import Foundation
@@ -219,22 +220,18 @@ extension WorkerBench {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         defer { try? output.close() }
-        let process = Process()
+        var program = binary
+        var programArguments = arguments
         if stopAfter == nil, let wrapper = ProcessInfo.processInfo.environment["BENCH_WORKER_WRAPPER"], !wrapper.isEmpty {
             // Diagnosis only (e.g. BENCH_WORKER_WRAPPER="/usr/bin/heaptrack -o /tmp/worker" around the busy run):
             // the figures then are the wrapper's, not the worker's.
             let words = wrapper.split(separator: " ").map(String.init)
-            process.executableURL = URL(fileURLWithPath: words[0])
-            process.arguments = Array(words.dropFirst()) + [binary] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = arguments
+            program = words[0]
+            programArguments = Array(words.dropFirst()) + [binary] + arguments
         }
-        process.standardOutput = output
-        process.standardError = output
         let start = ContinuousClock.now
-        try process.run()
-        let pid = process.processIdentifier
+        let process = try SpawnedProcess(program, programArguments, stdout: output.fileDescriptor, stderr: output.fileDescriptor)
+        let pid = process.pid
         var peakKB = 0.0, lastKB = 0.0, largestKB = 0.0, samples = 0, largestFDs = 0
         var atPeak = ""
         var signalled = false
@@ -261,7 +258,7 @@ extension WorkerBench {
                 }
             }
             if let stopAfter, !signalled, ContinuousClock.now - start >= stopAfter {
-                kill(pid, SIGTERM)
+                process.signal(SIGTERM)
                 signalled = true
             }
             try await Task.sleep(for: .milliseconds(20))

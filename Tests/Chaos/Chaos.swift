@@ -1,3 +1,4 @@
+import ChildProcess
 import DelegationFakes
 import DelegationStore
 import DelegationTool
@@ -120,32 +121,27 @@ enum Fate: CaseIterable {
 }
 
 /// A running `delegation-worker` child.
-final class WorkerProcess: @unchecked Sendable {
-    let process = Process()
+final class WorkerProcess: Sendable {
+    let process: SpawnedProcess
     let name: String
 
     init(binary: String, arguments: [String], name: String, log: String, environment: [String: String] = [:]) throws {
         self.name = name
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments + ["--worker-id", name]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = handle ?? FileHandle.nullDevice
-        try process.run()
+        defer { try? handle?.close() }
+        process = try SpawnedProcess(
+            binary, arguments + ["--worker-id", name],
+            environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
+            stderr: handle?.fileDescriptor
+        )
     }
 
-    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    func signal(_ signal: Int32) { process.signal(signal) }
 
     func waitForExit(timeout: Double) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline { return false }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return true
+        await process.waitForExit(timeout: .milliseconds(Int(timeout * 1000)))
     }
 }
 
@@ -286,11 +282,7 @@ struct Chaos {
                 outages += 1
             case .lock:
                 // Another process (an operator's sqlite3, a backup) holds the write lock past the busy timeout.
-                let probe = Process()
-                probe.executableURL = URL(fileURLWithPath: probeBinary)
-                probe.arguments = ["lock", database, String(options.lockSeconds)]
-                probe.standardOutput = FileHandle.nullDevice
-                try probe.run()
+                let probe = try SpawnedProcess(probeBinary, ["lock", database, String(options.lockSeconds)])
                 while probe.isRunning { try await Task.sleep(for: .milliseconds(20)) }
                 if probe.terminationStatus == 0 { locks += 1 }
             }
@@ -335,12 +327,9 @@ struct Chaos {
 
         let integrity = try inspect { try $0.queryFirst("PRAGMA integrity_check")?[0].string ?? "" }
         if integrity != "ok" { problems.append("integrity_check: \(integrity)") }
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: adminBinary)
-        check.arguments = ["check", "--json", "--db", database]
         let checkOutput = Pipe()
-        check.standardOutput = checkOutput
-        try check.run()
+        let check = try SpawnedProcess(adminBinary, ["check", "--json", "--db", database], stdout: checkOutput.fileHandleForWriting.fileDescriptor)
+        try checkOutput.fileHandleForWriting.close()
         let checkText = String(decoding: checkOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         check.waitUntilExit()
         let checkJSON = try? JSONValue.parse(checkText)

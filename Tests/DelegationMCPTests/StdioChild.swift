@@ -1,13 +1,13 @@
+import ChildProcess
 import Foundation
 import Synchronization
 
 /// A child process driven over pipes on all three standard streams, as an MCP client drives a stdio
 /// server: lines written to its stdin, its stdout and stderr collected as they come (`TestSupport.Child`
 /// does not expose stdin).
-/// `@unchecked Sendable`: `Process` is only read (`isRunning`, `terminationStatus`, its pid) after launch;
-/// the collected output is behind a mutex.
+/// `@unchecked Sendable`: the file handles are not `Sendable`; the collected output is behind a mutex.
 final class StdioChild: @unchecked Sendable {
-    private let process: Process
+    private let process: SpawnedProcess
     private let input: FileHandle
     /// Kept alive for their readability handlers (a released handle closes its descriptor).
     private let outputs: [FileHandle]
@@ -24,27 +24,24 @@ final class StdioChild: @unchecked Sendable {
         func withLock<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
     }
 
-    /// One launch at a time in this test target: Foundation's `Process.run()` has crashed when many
-    /// children started at the same moment (TestSupport serializes its launches the same way).
-    private static let launches = Mutex(())
-
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // Close-on-exec on our ends: a child started by another test must not inherit them, or the EOF
         // we send (closing stdin) or wait for (stdout, stderr) would wait for that child too.
         // Ends this process closes explicitly after the launch (or in closeStdin) are not closed on dealloc.
         let stdin = Self.makePipe(closeReadOnDealloc: false, closeWriteOnDealloc: false)
         let stdout = Self.makePipe(closeReadOnDealloc: true, closeWriteOnDealloc: false)
         let stderr = Self.makePipe(closeReadOnDealloc: true, closeWriteOnDealloc: false)
-        process.standardInput = stdin.read
-        process.standardOutput = stdout.write
-        process.standardError = stderr.write
-        self.process = process
+        // A write to a child that already exited must fail with EPIPE, not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
+        process = try SpawnedProcess(
+            executable, arguments, environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
+            stdin: stdin.read.fileDescriptor, stdout: stdout.write.fileDescriptor, stderr: stderr.write.fileDescriptor
+        )
         self.input = stdin.write
         self.outputs = [stdout.read, stderr.read]
+        try stdin.read.close()
+        try stdout.write.close()
+        try stderr.write.close()
         for (reader, isOutput) in [(stdout.read, true), (stderr.read, false)] {
             reader.readabilityHandler = { [collected] handle in
                 let data = handle.availableData
@@ -60,12 +57,6 @@ final class StdioChild: @unchecked Sendable {
                 }
             }
         }
-        // A write to a child that already exited must fail with EPIPE, not kill the test process.
-        signal(SIGPIPE, SIG_IGN)
-        try Self.launches.withLock { _ in try process.run() }
-        try stdin.read.close()
-        try stdout.write.close()
-        try stderr.write.close()
     }
 
     private static func makePipe(closeReadOnDealloc: Bool, closeWriteOnDealloc: Bool) -> (read: FileHandle, write: FileHandle) {
@@ -111,7 +102,7 @@ final class StdioChild: @unchecked Sendable {
         }
         let timedOut = process.isRunning
         if timedOut {
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
         }
         let drained = ContinuousClock.now + .seconds(2)

@@ -21,7 +21,7 @@ import Testing
         let path = directory.file("delegations.db")
         let children = try ["p1", "p2"].map { try Child(probe, ["claim", path, $0, "1"]) }
         for child in children { #expect(await child.waitForLine("ready")) }
-        FileManager.default.createFile(atPath: path + ".go", contents: nil)  // both start together
+        _ = FileManager.default.createFile(atPath: path + ".go", contents: nil)  // both start together
         var outputs: [(status: Int32, stdout: String, stderr: String, timedOut: Bool)] = []
         for child in children { outputs.append(await child.finish()) }
         for output in outputs { #expect(output.status == 0, "\(output.stderr)") }

@@ -1,14 +1,34 @@
 import CSQLite
+@_exported import ChildProcess
 import DelegationStore
 import DelegationTool
 import Foundation
 import Logging
+
+/// The suite runs its tests in parallel, each with databases, fake servers and pipes: about 2,300
+/// descriptors open at the peak here, and many machines start processes with a soft limit of 1,024
+/// (`pipe failed` then, mid-run). The first temporary directory or child raises this process's soft limit
+/// to its hard limit (at most 65,536).
+public enum DescriptorLimit {
+    public static let current: Int = {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
+        let wanted = min(limit.rlim_max, 65_536)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(clamping: limit.rlim_cur)
+    }()
+}
 
 /// A fresh directory under /tmp for one test's database files, removed when the test ends.
 public final class TemporaryDirectory: Sendable {
     public let path: String
 
     public init() {
+        _ = DescriptorLimit.current
         let base = FileManager.default.temporaryDirectory.path + "/delegation-tests-\(UUID().uuidString.prefix(8))"
         try! FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         path = base
@@ -32,7 +52,7 @@ public func productPath(_ name: String) -> String {
 /// A child process the test starts, as a user or a second worker would. Its stdout and stderr are
 /// drained as they come, so a chatty child never blocks on a full pipe.
 public final class Child: @unchecked Sendable {
-    public let process = Process()
+    public let process: SpawnedProcess
     private let lock = NSLock()
     private var output = Data()
     private var errors = Data()
@@ -40,15 +60,17 @@ public final class Child: @unchecked Sendable {
     private var readers: [FileHandle] = []
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        _ = DescriptorLimit.current
         // Close-on-exec pipes: children started concurrently by other tests must not inherit our
         // write ends, or our EOF would wait for their exit.
         let (stdoutRead, stdoutWrite) = Self.closeOnExecPipe()
         let (stderrRead, stderrWrite) = Self.closeOnExecPipe()
-        process.standardOutput = stdoutWrite
-        process.standardError = stderrWrite
+        process = try SpawnedProcess(
+            executable, arguments, environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
+            stdout: stdoutWrite.fileDescriptor, stderr: stderrWrite.fileDescriptor
+        )
+        try stdoutWrite.close()
+        try stderrWrite.close()
         for (reader, isOutput) in [(stdoutRead, true), (stderrRead, false)] {
             reader.readabilityHandler = { [weak self] handle in
                 let data = handle.availableData
@@ -65,15 +87,8 @@ public final class Child: @unchecked Sendable {
                 }
             }
         }
-        // One launch at a time: Foundation's Process.run() has crashed (SIGSEGV in its argument copying)
-        // when many tests started children at the same moment.
-        try Self.launches.withLock { try process.run() }
-        try stdoutWrite.close()
-        try stderrWrite.close()
         readers = [stdoutRead, stderrRead]
     }
-
-    private static let launches = NSLock()
 
     private static func closeOnExecPipe() -> (read: FileHandle, write: FileHandle) {
         var descriptors: [Int32] = [0, 0]
@@ -102,7 +117,7 @@ public final class Child: @unchecked Sendable {
     }
 
     public func kill(_ signal: Int32 = SIGKILL) {
-        Foundation.kill(process.processIdentifier, signal)
+        process.signal(signal)
     }
 
     /// Waits (without blocking a thread) for the exit; kills the child if it still runs after `timeout`.
