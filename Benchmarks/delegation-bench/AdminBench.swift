@@ -41,13 +41,20 @@ enum AdminBench {
         let reader = try openDatabase(path, readOnly: true)
         let stop = Locked(false)
         let stalls = Locked<[Double]>([])
+        /// The slowest iterations: when (s since the loop began), claim and complete apart, for the reason.
+        let slowest = Locked<[(at: Double, claim: Double, complete: Double)]>([])
+        let loopStart = ContinuousClock.now
         let workerLoop = Task {
             while !stop.withLock({ $0 }) {
                 let begun = ContinuousClock.now
                 guard let claimed = try await store.claim(worker: "bench-worker", limit: 1, lease: .seconds(60)).first else { break }
+                let claimTook = seconds(since: begun)
                 try await store.complete(id: claimed.id, worker: "bench-worker", result: "done")
                 let took = seconds(since: begun)
                 stalls.withLock { $0.append(took) }
+                if took > 0.05 {
+                    slowest.withLock { $0.append((seconds(since: loopStart) - took, claimTook, took - claimTook)) }
+                }
             }
         }
         try await Task.sleep(for: .seconds(3))
@@ -80,6 +87,10 @@ enum AdminBench {
         let evicted = finishedBefore + during.count - left  // the worker finished `during.count` meanwhile
         guard evicted > 0, !finished || evict.terminationStatus == 0 else { throw BenchError("evict failed (exit \(evict.terminationStatus))") }
         let worstAlone = alone.max() ?? .nan, worstDuring = during.max() ?? .nan
+        for slow in slowest.withLock({ $0 }).sorted(by: { $0.claim + $0.complete > $1.claim + $1.complete }).prefix(5) {
+            print(String(format: "   slow iteration at %.2f s into the loop (evict began at 3 s): claim %.1f ms, complete %.1f ms",
+                         slow.at, slow.claim * 1000, slow.complete * 1000))
+        }
         results.add(Result(
             row: "5. evict --keep 100 beside a worker", figure: String(format: "%d rows in %.1f s%@", evicted, evictSeconds, finished ? "" : " (stopped after 60 s)"),
             baseline: "-", ratio: nil, target: "(printed)", met: nil))

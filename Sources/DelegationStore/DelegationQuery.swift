@@ -10,6 +10,8 @@ public struct DelegationQuery: Sendable, Equatable {
     /// Finished at or after this timestamp.
     public var finishedSince: String?
     /// Task, result or error contains this text (case-insensitive for ASCII; `%` and `_` are literal).
+    /// Three characters or more go through the trigram index, and the rows then come in enqueue order
+    /// rather than by `created_at` (the same unless the clock stepped back).
     public var search: String?
     public var newestFirst = true
     /// At most this many; nil for all.

@@ -44,8 +44,21 @@ package enum Queries {
 
     /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments.
     package static func select(_ columns: String, _ query: DelegationQuery) -> (sql: String, arguments: [any SQLiteBindable]) {
+        var source = "delegations"
         var conditions: [String] = []
         var arguments: [any SQLiteBindable] = []
+        // seq (the rowid) breaks ties: it rides along in every index on created_at, so no sort is needed.
+        var order = query.newestFirst ? "ORDER BY created_at DESC, seq DESC" : "ORDER BY created_at, seq"
+        if let search = query.search, search.unicodeScalars.count >= 3 {
+            // The trigram index (migration 0005): a phrase of the text is a substring match, case-insensitive.
+            // The index drives the query, walked in rowid order, which the index gives for free: the first
+            // `limit` hits that pass the other filters end it (2 ms at 1M rows where a sort of every hit by
+            // created_at took 110). So search results come in enqueue order (seq), which is creation order
+            // unless the clock stepped back.
+            source = "(SELECT rowid AS seq FROM delegation_search WHERE delegation_search MATCH ?) AS hits CROSS JOIN delegations USING (seq)"
+            arguments.append("\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+            order = query.newestFirst ? "ORDER BY seq DESC" : "ORDER BY seq"
+        }
         if !query.statuses.isEmpty {
             conditions.append("status IN (SELECT value FROM json_each(?))")
             arguments.append(SQLArgument.jsonArray(query.statuses.map(\.rawValue)))
@@ -66,22 +79,15 @@ package enum Queries {
             conditions.append("finished_at >= ?")
             arguments.append(finished)
         }
-        if let search = query.search {
-            if search.unicodeScalars.count >= 3 {
-                // The trigram index (migration 0005): a phrase of the text is a substring match, case-insensitive.
-                conditions.append("seq IN (SELECT rowid FROM delegation_search WHERE delegation_search MATCH ?)")
-                arguments.append("\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
-            } else {
-                // Too short for trigrams: a scan, as before.
-                let parameter = "?\(arguments.count + 1)"
-                conditions.append(
-                    "(task LIKE \(parameter) ESCAPE '\\' OR result LIKE \(parameter) ESCAPE '\\' OR error LIKE \(parameter) ESCAPE '\\')")
-                arguments.append("%" + escapeLike(search) + "%")
-            }
+        if let search = query.search, search.unicodeScalars.count < 3 {
+            // Too short for trigrams: a scan, as before.
+            let parameter = "?\(arguments.count + 1)"
+            conditions.append(
+                "(task LIKE \(parameter) ESCAPE '\\' OR result LIKE \(parameter) ESCAPE '\\' OR error LIKE \(parameter) ESCAPE '\\')")
+            arguments.append("%" + escapeLike(search) + "%")
         }
-        // seq (the rowid) breaks ties: it rides along in every index on created_at, so no sort is needed.
-        let order = query.newestFirst ? "ORDER BY created_at DESC, seq DESC" : "ORDER BY created_at, seq"
-        let sql = "SELECT \(columns) FROM delegations "
+        // After a numbered parameter an anonymous one takes the next number: LIMIT stays last either way.
+        let sql = "SELECT \(columns) FROM \(source) "
             + (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " ")
             + order + " LIMIT ?"
         return (sql, arguments + [query.limit ?? -1])

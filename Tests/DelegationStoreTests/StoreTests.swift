@@ -309,6 +309,36 @@ import Testing
         await store.close()
     }
 
+    /// `list --search` at 1M rows took 110 ms sorting every hit by created_at; the index now drives the
+    /// query in rowid order and the limit ends it. Filters, order and limit still hold.
+    @Test func searchWalksTheIndexInEnqueueOrderAndStopsAtTheLimit() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        var ids: [String] = []
+        for index in 0..<12 {
+            ids.append(try #require(try await store.delegate(workspaceID: index.isMultiple(of: 3) ? "ws-a" : "ws-b", task: "report \(index)")["task_id"]?.stringValue))
+        }
+        _ = try await store.delegate(workspaceID: "ws-a", task: "unrelated")
+        let claimed = try await store.claim(worker: "w", limit: 4, lease: .seconds(30)).map(\.id)
+        for id in claimed { try await store.fail(id: id, worker: "w", error: "peer down") }
+        func list(_ query: DelegationQuery) async throws -> [String] { try await store.list(query).map(\.id) }
+
+        #expect(try await list(DelegationQuery(search: "report", limit: 3)) == [ids[11], ids[10], ids[9]], "newest first, limited")
+        #expect(try await list(DelegationQuery(search: "report", newestFirst: false, limit: 2)) == [ids[0], ids[1]])
+        #expect(try await list(DelegationQuery(workspaceID: "ws-a", search: "REPORT")) == [ids[9], ids[6], ids[3], ids[0]])
+        #expect(try await list(DelegationQuery(statuses: [.failed], search: "report")) == claimed.reversed())
+        #expect(try await list(DelegationQuery(statuses: [.failed], search: "peer down", limit: 1)) == [claimed.last!], "in the error")
+        #expect(try await list(DelegationQuery(statuses: [.completed], search: "report")) == [])
+
+        let (sql, arguments) = Queries.select("id", DelegationQuery(statuses: [.failed], search: "report", limit: 50))
+        let plan = try await store.read { database in
+            try database.query("EXPLAIN QUERY PLAN " + sql, arguments: arguments).compactMap { $0["detail"].string }
+        }
+        #expect(plan.first?.contains("delegation_search VIRTUAL TABLE") == true, "the index is the outer loop: \(plan)")
+        #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "no sort of every hit: \(plan)")
+        await store.close()
+    }
+
     @Test func queuedRowsResolveOnce() async throws {
         let directory = TemporaryDirectory()
         let store = try makeStore(directory)
