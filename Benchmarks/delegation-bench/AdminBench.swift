@@ -66,7 +66,8 @@ enum AdminBench {
         let finishedBefore = try queryInt(reader, finishedQuery)
         let evictStart = ContinuousClock.now
         let output = Pipe()
-        let evict = try SpawnedProcess(admin, ["evict", "--keep", "100", "--json", "--db", path], stdout: output.fileHandleForWriting.fileDescriptor)
+        let evict = try SpawnedProcess(
+            admin, ["evict", "--keep", "100", "--json", "--db", path], stdout: output.fileHandleForWriting.fileDescriptor, stderr: STDERR_FILENO)
         try output.fileHandleForWriting.close()
         // At most 60 s of it: the point is the worker's stalls, and a batch is a transaction, so a
         // SIGKILL midway loses nothing (the rest would go on the next run).

@@ -42,7 +42,8 @@ package enum Queries {
 
     // MARK: Filtered lists
 
-    /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments.
+    /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments (with a search of
+    /// three characters or more, FROM the trigram index's hits joined to delegations, in seq order).
     package static func select(_ columns: String, _ query: DelegationQuery) -> (sql: String, arguments: [any SQLiteBindable]) {
         var source = "delegations"
         var conditions: [String] = []

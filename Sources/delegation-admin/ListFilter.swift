@@ -19,7 +19,7 @@ struct ListFilter: ParsableArguments {
     @Option(help: "Only rows whose task, result or error contains this text (case-insensitive for ASCII; % and _ are literal).")
     var search: String?
 
-    @Option(help: "newest or oldest first (by creation; with --search, by enqueue order).")
+    @Option(help: "newest or oldest first (by creation; with a --search of 3 or more characters, by enqueue order).")
     var order: SortOrder = .newest
 
     enum SortOrder: String, ExpressibleByArgument, CaseIterable {

@@ -282,7 +282,7 @@ struct Chaos {
                 outages += 1
             case .lock:
                 // Another process (an operator's sqlite3, a backup) holds the write lock past the busy timeout.
-                let probe = try SpawnedProcess(probeBinary, ["lock", database, String(options.lockSeconds)])
+                let probe = try SpawnedProcess(probeBinary, ["lock", database, String(options.lockSeconds)], stderr: STDERR_FILENO)
                 while probe.isRunning { try await Task.sleep(for: .milliseconds(20)) }
                 if probe.terminationStatus == 0 { locks += 1 }
             }
@@ -328,7 +328,8 @@ struct Chaos {
         let integrity = try inspect { try $0.queryFirst("PRAGMA integrity_check")?[0].string ?? "" }
         if integrity != "ok" { problems.append("integrity_check: \(integrity)") }
         let checkOutput = Pipe()
-        let check = try SpawnedProcess(adminBinary, ["check", "--json", "--db", database], stdout: checkOutput.fileHandleForWriting.fileDescriptor)
+        let check = try SpawnedProcess(
+            adminBinary, ["check", "--json", "--db", database], stdout: checkOutput.fileHandleForWriting.fileDescriptor, stderr: STDERR_FILENO)
         try checkOutput.fileHandleForWriting.close()
         let checkText = String(decoding: checkOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         check.waitUntilExit()

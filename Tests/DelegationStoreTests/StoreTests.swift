@@ -330,6 +330,17 @@ import Testing
         #expect(try await list(DelegationQuery(statuses: [.failed], search: "peer down", limit: 1)) == [claimed.last!], "in the error")
         #expect(try await list(DelegationQuery(statuses: [.completed], search: "report")) == [])
 
+        // A row whose created_at says 2000 (the clock stepped back, or raw SQL): newest by enqueue order, so
+        // first in a search; last by creation everywhere else.
+        try await store.write("raw") { database in
+            try database.execute("INSERT INTO delegations (workspace_id, task, created_at) VALUES ('ws-a', 'old report', '2000-01-01T00:00:00.000Z')")
+        }
+        let stepped = try await store.read { try $0.queryFirst("SELECT id FROM delegations WHERE task = 'old report'")?[0].string }
+        #expect(try await list(DelegationQuery(search: "report", limit: 1)) == [stepped!], "enqueue order with a search")
+        #expect(try await list(DelegationQuery(workspaceID: "ws-a")).last == stepped, "creation order without")
+        // Two characters take the LIKE path: a numbered parameter among anonymous ones, LIMIT still last.
+        #expect(try await list(DelegationQuery(statuses: [.failed], workspaceID: "ws-b", search: "rt", limit: 2)) == Array(claimed.filter { id in ids.firstIndex(of: id).map { !$0.isMultiple(of: 3) } ?? false }.reversed().prefix(2)))
+
         let (sql, arguments) = Queries.select("id", DelegationQuery(statuses: [.failed], search: "report", limit: 50))
         let plan = try await store.read { database in
             try database.query("EXPLAIN QUERY PLAN " + sql, arguments: arguments).compactMap { $0["detail"].string }
