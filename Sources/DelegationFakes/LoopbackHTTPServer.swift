@@ -13,6 +13,8 @@ public final class LoopbackHTTPServer: Sendable {
     private let serverChannel: any Channel
     private let connections = OpenConnections()
     private let serving: Task<Void, Never>
+    /// Finishes when the accept loop has ended.
+    private let acceptEnded: AsyncStream<Void>
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -25,8 +27,15 @@ public final class LoopbackHTTPServer: Sendable {
             .bind(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                    let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel)
+                    // A connection whose set-up completes after the listener closed (a stop while clients
+                    // connect) is dropped by NIO before anyone runs executeThenClose on it, and NIO traps
+                    // when an unfinished writer is released ("Deinited NIOAsyncWriter without calling
+                    // finish()"): it took the chaos harness down in a platform outage. Finished at close.
+                    let outbound = connection.outbound
+                    channel.closeFuture.whenComplete { _ in outbound.finish() }
+                    return connection
                 }
             }
         return LoopbackHTTPServer(server: server, handler: handler)
@@ -36,25 +45,40 @@ public final class LoopbackHTTPServer: Sendable {
         port = server.channel.localAddress?.port ?? 0
         serverChannel = server.channel
         let connections = self.connections
+        let (acceptEnded, acceptEndedContinuation) = AsyncStream<Void>.makeStream()
+        self.acceptEnded = acceptEnded
         serving = Task {
             await withDiscardingTaskGroup { group in
                 try? await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        let key = connections.add(connection.channel)
+                        guard let key = connections.add(connection.channel) else {
+                            // Stopping. Closed through its own executeThenClose: NIO traps on an
+                            // NIOAsyncChannel dropped without its writer finished.
+                            group.addTask { try? await connection.executeThenClose { _, _ in } }
+                            continue
+                        }
                         group.addTask {
                             await Self.serve(connection, handler: handler)
                             connections.remove(key)
                         }
                     }
                 }
+                acceptEndedContinuation.finish()
             }
         }
     }
 
     /// Stops listening, closes every open connection and cancels handlers still at work.
+    ///
+    /// The accept loop is not cancelled while connections may still sit in its buffer: cancelling it
+    /// dropped them unused, and NIO traps on that ("Deinited NIOAsyncWriter without calling finish()"),
+    /// which took the chaos harness down during a platform outage. Closing the listener ends the loop
+    /// once every accepted connection has been handed out (and, as the server is stopping, closed).
     public func stop() async {
+        let open = connections.closeAll()
         try? await serverChannel.close()
-        for channel in connections.all { try? await channel.close() }
+        for await _ in acceptEnded {}
+        for channel in open { try? await channel.close() }
         serving.cancel()
         await serving.value
     }

@@ -6,17 +6,32 @@ import Synchronization
 
 /// The connections a server has open, so that stopping it can close them.
 final class OpenConnections: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var closing = false
+    }
 
-    func add(_ channel: any Channel) -> ObjectIdentifier {
+    private let state = Mutex(State())
+
+    /// Registers a connection; nil once the server is stopping (the caller closes it at once).
+    func add(_ channel: any Channel) -> ObjectIdentifier? {
         let key = ObjectIdentifier(channel)
-        channels.withLock { $0[key] = channel }
-        return key
+        return state.withLock { state in
+            guard !state.closing else { return nil }
+            state.channels[key] = channel
+            return key
+        }
     }
 
     func remove(_ key: ObjectIdentifier) {
-        _ = channels.withLock { $0.removeValue(forKey: key) }
+        _ = state.withLock { $0.channels.removeValue(forKey: key) }
     }
 
-    var all: [any Channel] { channels.withLock { Array($0.values) } }
+    /// From now on `add` refuses; returns the connections open until now.
+    func closeAll() -> [any Channel] {
+        state.withLock { state in
+            state.closing = true
+            return Array(state.channels.values)
+        }
+    }
 }
