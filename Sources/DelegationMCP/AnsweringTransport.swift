@@ -19,6 +19,10 @@ actor AnsweringTransport: Transport {
     /// Ids (as JSON text) of requests received and not yet answered.
     private var owed: Set<String> = []
     private var pump: Task<Void, Never>?
+    /// The stream the server reads, so that `endInput` can finish it.
+    private var incoming: AsyncThrowingStream<Data, any Error>.Continuation?
+    /// Set by `endInput`: nothing more is handed to the server.
+    private var inputEnded = false
 
     init(_ inner: any Transport, logger: Logger) {
         self.inner = inner
@@ -42,11 +46,13 @@ actor AnsweringTransport: Transport {
     /// EOF, or a paired transport disconnecting — ends the stream normally: it is how a stdio session ends.
     func receive() -> AsyncThrowingStream<Data, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
+        incoming = continuation
         let inner = self.inner
         let logger = self.logger
         pump = Task {
             do {
                 for try await message in await inner.receive() {
+                    if self.inputEnded { break }
                     continuation.yield(self.noteIncoming(message))
                 }
                 logger.debug("input ended")
@@ -56,6 +62,14 @@ actor AnsweringTransport: Transport {
             continuation.finish()
         }
         return stream
+    }
+
+    /// Ends the input as EOF would (SIGTERM): what arrives from now on is not read; what was received is
+    /// still answered.
+    func endInput() {
+        inputEnded = true
+        incoming?.finish()
+        pump?.cancel()
     }
 
     /// How many requests are still waiting for their answer.

@@ -60,10 +60,11 @@ public struct DelegationMCPServer: Sendable {
         return server
     }
 
-    /// Serves one session on `transport` until its input ends (stdin closed), then waits up to
-    /// `drainTimeout` for the answers still owed, and stops the server. Does not close the store.
-    public func run(transport: any Transport, drainTimeout: Duration = .seconds(30)) async throws {
+    /// Serves one session on `transport` until its input ends (stdin closed, or `inputEnd` triggered), then
+    /// waits up to `drainTimeout` for the answers still owed, and stops the server. Does not close the store.
+    public func run(transport: any Transport, drainTimeout: Duration = .seconds(30), inputEnd: InputEnd? = nil) async throws {
         let answering = AnsweringTransport(transport, logger: logger)
+        inputEnd?.attach(answering)
         let server = await makeServer()
         let caller = self.caller
         let logger = self.logger

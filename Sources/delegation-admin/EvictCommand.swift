@@ -62,7 +62,8 @@ struct EvictCommand: AsyncParsableCommand {
         let showProgress = !options.json && isatty(STDERR_FILENO) == 1
         let archivePath = archive
         let dryRun = self.dryRun
-        try await Admin.run(options) { store in
+        // A dry run only reads: it opens the file read-only (and never migrates it), like `list`.
+        try await Admin.run(options, access: dryRun ? .readOnly : .readWrite) { store in
             // Opened first: an archive that cannot be written must stop the eviction before it starts.
             let archiveFile = try archivePath.map { try ArchiveFile(path: $0) }
             defer { archiveFile?.close() }

@@ -10,15 +10,16 @@ import MCP
 /// `delegation-mcp`: the delegation tools as an MCP server on stdio, for agents (Claude Desktop, IDEs).
 ///
 /// Only options and lifetimes live here; the tools are `DelegationMCPServer`. Stdout carries nothing but
-/// the protocol (logs go to stderr); the process exits 0 when stdin closes, after answering what it
-/// received and closing the store.
+/// the protocol (logs go to stderr); the process exits 0 when stdin closes or on SIGTERM/SIGINT, after
+/// answering what it received and closing the store.
 @main
 struct DelegationMCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delegation-mcp",
         abstract: "The delegation tools (delegate, check, list, cancel) as a Model Context Protocol server on stdio.",
         discussion: """
-            Speaks newline-delimited JSON-RPC on stdin/stdout; logs go to stderr. Exits 0 when stdin closes. \
+            Speaks newline-delimited JSON-RPC on stdin/stdout; logs go to stderr. Exits 0 when stdin closes or on \
+            SIGTERM/SIGINT, after answering the requests already received. \
             Uses the same SQLite file as delegation-worker (created and migrated if missing). \
             WORKSPACE_ID is stored as each delegation's source workspace; WORKSPACE_ROLES (comma list, default \
             operator) decides whether delegate_to_workspace is allowed. Also honours DELEGATION_SYNCHRONOUS and \
@@ -70,14 +71,27 @@ struct DelegationMCPCommand: AsyncParsableCommand {
                 "db": "\(store.configuration.path)", "roles": "\(tool.roles.joined(separator: ","))",
                 "workspace_id": "\(tool.sourceWorkspaceID ?? "-")",
             ])
+        // SIGTERM (a client or supervisor stopping us) and SIGINT end the input as EOF does.
+        let inputEnd = InputEnd()
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                logger.notice("signal received; answering what was received, then closing the store", metadata: ["signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                inputEnd.trigger()
+            }
+            source.resume()
+            return source
+        }
+        defer { for source in signals { source.cancel() } }
         do {
-            try await server.run(transport: StdioTransport(logger: Logger(label: "mcp.transport.stdio")))
+            try await server.run(transport: StdioTransport(logger: Logger(label: "mcp.transport.stdio")), drainTimeout: .seconds(10), inputEnd: inputEnd)
         } catch {
             logger.critical("the MCP server failed", metadata: ["error": "\(error)"])
             await store.close()
             throw ExitCode(1)
         }
         await store.close()
-        logger.info("stdin closed; store closed, exiting")
+        logger.info("input ended; store closed, exiting")
     }
 }

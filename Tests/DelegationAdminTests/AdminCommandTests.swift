@@ -239,7 +239,7 @@ import Testing
             atPath: packageRoot.appendingPathComponent("Tests/Fixtures/main-f131009.sqlite").path, toPath: path)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         let admin = Admin(path: path)
-        for command in [["list"], ["stats"], ["check"], ["show", "x"], ["events"], ["status"], ["export"]] {
+        for command in [["list"], ["stats"], ["check"], ["show", "x"], ["events"], ["status"], ["export"], ["evict", "--keep", "0", "--dry-run"]] {
             let result = try await admin.run(command + ["--json"])
             #expect(result.status == 1, "\(command)")
             #expect(result.error?.contains("older than this build") == true && result.error?.contains("delegation-admin migrate") == true,
@@ -252,7 +252,7 @@ import Testing
         #expect(try await admin("migrate", "--json").status == 0)
         #expect(RawConnection(path).value("PRAGMA wal_checkpoint(TRUNCATE)") != nil)
         let stamp = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
-        for command in [["list"], ["stats"], ["status"], ["events"]] {
+        for command in [["list"], ["stats"], ["status"], ["events"], ["evict", "--keep", "0", "--dry-run"]] {
             let result = try await admin.run(command + ["--json"])
             #expect(result.status == 0, "\(command): \(result.stdout)")
         }

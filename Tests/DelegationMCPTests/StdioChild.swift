@@ -78,6 +78,9 @@ final class StdioChild: @unchecked Sendable {
         try input.write(contentsOf: Data((line + "\n").utf8))
     }
 
+    func send(signal number: Int32) { process.signal(number) }
+    var wasSignalled: Bool { process.wasSignalled }
+
     /// Closing stdin is how an MCP client ends a stdio session.
     func closeStdin() throws {
         try input.close()

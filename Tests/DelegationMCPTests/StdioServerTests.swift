@@ -117,6 +117,32 @@ import Testing
         await store.close()
     }
 
+    /// A client or supervisor stopping the server with SIGTERM (stdin still open): it used to die of the
+    /// signal with the store open; now the signal ends the input as EOF does.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalEndsTheSessionLikeEOF(_ number: Int32) async throws {
+        let directory = TemporaryDirectory()
+        let database = directory.file("delegations.db")
+        let child = try StdioChild(productPath("delegation-mcp"), ["--db", database])
+        try child.send(
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"\#(Version.latest)","capabilities":{},"clientInfo":{"name":"sig","version":"1"}}}"#)
+        try child.send(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        try child.send(
+            #"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delegate_to_workspace","arguments":{"workspace_id":"ws-peer","task":"before the signal"}}}"#)
+        let answered = await child.waitForLine { (try? JSONValue.parse($0))?["id"] == .int(2) }
+        #expect(answered != nil, "stderr:\n\(child.stderr)")
+        child.send(signal: number)
+        let (exitStatus, timedOut) = await child.finish(within: .seconds(10))
+        #expect(!timedOut, "stderr:\n\(child.stderr)")
+        #expect(!child.wasSignalled && exitStatus == 0, "exit \(exitStatus), signalled \(child.wasSignalled); stderr:\n\(child.stderr)")
+        #expect(child.stderr.contains("store closed"), "\(child.stderr)")
+        // The store was closed: the last connection folded the WAL back and removed it.
+        #expect(!FileManager.default.fileExists(atPath: database + "-wal"))
+        let store = try DelegationStore(StoreConfiguration(path: database, access: .readOnly), logger: quietLogger)
+        #expect(try await store.list(DelegationQuery()).map(\.task) == ["before the signal"])
+        await store.close()
+    }
+
     @Test func anUnusableDatabaseIsReportedOnStderrWithExit1() async throws {
         let directory = TemporaryDirectory()
         let child = try StdioChild(productPath("delegation-mcp"), ["--db", directory.file("missing-dir/delegations.db")])
