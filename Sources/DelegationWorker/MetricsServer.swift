@@ -33,7 +33,15 @@ public final class MetricsServer: Service, Sendable {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                        wrappingChannelSynchronously: channel)
+                    // A connection set up after the listener closed (a scrape arriving during shutdown) is
+                    // dropped by NIO unserved, and NIO traps when an unfinished writer is released
+                    // ("Deinited NIOAsyncWriter without calling finish()"): a connect must not crash a
+                    // stopping worker. Finished when the channel closes.
+                    let outbound = connection.outbound
+                    channel.closeFuture.whenComplete { _ in outbound.finish() }
+                    return connection
                 }
             }
         self.host = host

@@ -1,10 +1,15 @@
 import DelegationFakes
+import DelegationWorker
 import Foundation
+import Logging
+import Prometheus
+import ServiceLifecycle
 import Testing
 
-/// The fakes' HTTP server, stopped the way the chaos run's platform outage stops it: with connections
-/// arriving. Cancelling its accept loop dropped connections still in the loop's buffer, and NIO traps on
-/// that ("Deinited NIOAsyncWriter without calling finish()"): the whole harness process died.
+/// The two HTTP servers we run on NIO — the fakes' (stopped by the chaos run's platform outages) and the
+/// worker's `/metrics` — stopped while clients connect. NIO dropped a connection set up after the
+/// listener closed with its writer unfinished and trapped on that ("Deinited NIOAsyncWriter without
+/// calling finish()"): the harness died; a worker shutting down during a scrape would have too.
 @Suite struct LoopbackServerTests {
     @Test func stoppingWhileConnectionsArriveNeitherTrapsNorHangs() async throws {
         for round in 0..<20 {
@@ -16,6 +21,24 @@ import Testing
             let stopped = ContinuousClock.now
             await server.stop()
             #expect(ContinuousClock.now - stopped < .seconds(10), "round \(round): stop took too long")
+            connecting.wait()
+        }
+    }
+}
+
+extension LoopbackServerTests {
+    @Test func theMetricsServerShutsDownWhileScrapersConnect() async throws {
+        for round in 0..<20 {
+            let server = try await MetricsServer(
+                registry: PrometheusCollectorRegistry(), host: "127.0.0.1", port: 0, logger: Logger(label: "metrics-test"))
+            let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: Logger(label: "metrics-test")))
+            let running = Task { try await group.run() }
+            let connecting = Thread.detachedConnects(count: 64, port: UInt16(server.port))
+            if round.isMultiple(of: 2) { try await Task.sleep(for: .milliseconds(1)) }
+            let stopped = ContinuousClock.now
+            await group.triggerGracefulShutdown()
+            try await running.value
+            #expect(ContinuousClock.now - stopped < .seconds(10), "round \(round): shutdown took too long")
             connecting.wait()
         }
     }
