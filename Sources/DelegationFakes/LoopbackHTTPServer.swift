@@ -11,7 +11,7 @@ public final class LoopbackHTTPServer: Sendable {
 
     public let port: Int
     private let serverChannel: any Channel
-    private let connections = OpenConnections()
+    private let connections: OpenConnections
     private let serving: Task<Void, Never>
     /// Finishes when the accept loop has ended.
     private let acceptEnded: AsyncStream<Void>
@@ -20,47 +20,44 @@ public final class LoopbackHTTPServer: Sendable {
 
     /// Starts listening; `port` 0 picks a free one.
     public static func start(port: Int = 0, handler: @escaping Handler) async throws -> LoopbackHTTPServer {
+        let connections = OpenConnections()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try connections.register(channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel)
-                    // A connection whose set-up completes after the listener closed (a stop while clients
-                    // connect) is dropped by NIO before anyone runs executeThenClose on it, and NIO traps
-                    // when an unfinished writer is released ("Deinited NIOAsyncWriter without calling
-                    // finish()"): it took the chaos harness down in a platform outage. Finished at close.
+                    // Keeps the writer alive until the channel closes. A connection set up after the listener
+                    // closed (a stop while clients connect) is dropped by NIO before anyone runs
+                    // executeThenClose on it, and NIO traps when an unfinished writer is released ("Deinited
+                    // NIOAsyncWriter without calling finish()"): that took the chaos harness down in a platform
+                    // outage. By the time this runs NIO has finished the writer, so the release is harmless.
                     let outbound = connection.outbound
                     channel.closeFuture.whenComplete { _ in outbound.finish() }
                     return connection
                 }
             }
-        return LoopbackHTTPServer(server: server, handler: handler)
+        return LoopbackHTTPServer(server: server, connections: connections, handler: handler)
     }
 
-    private init(server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>, handler: @escaping Handler) {
+    private init(
+        server: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>,
+        connections: OpenConnections, handler: @escaping Handler
+    ) {
         port = server.channel.localAddress?.port ?? 0
         serverChannel = server.channel
-        let connections = self.connections
+        self.connections = connections
         let (acceptEnded, acceptEndedContinuation) = AsyncStream<Void>.makeStream()
         self.acceptEnded = acceptEnded
         serving = Task {
             await withDiscardingTaskGroup { group in
                 try? await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        guard let key = connections.add(connection.channel) else {
-                            // Stopping. Closed through its own executeThenClose: NIO traps on an
-                            // NIOAsyncChannel dropped without its writer finished.
-                            group.addTask { try? await connection.executeThenClose { _, _ in } }
-                            continue
-                        }
-                        group.addTask {
-                            await Self.serve(connection, handler: handler)
-                            connections.remove(key)
-                        }
+                        group.addTask { await Self.serve(connection, handler: handler) }
                     }
                 }
                 acceptEndedContinuation.finish()
@@ -68,17 +65,13 @@ public final class LoopbackHTTPServer: Sendable {
         }
     }
 
-    /// Stops listening, closes every open connection and cancels handlers still at work.
-    ///
-    /// The accept loop is not cancelled while connections may still sit in its buffer: cancelling it
-    /// dropped them unused, and NIO traps on that ("Deinited NIOAsyncWriter without calling finish()"),
-    /// which took the chaos harness down during a platform outage. Closing the listener ends the loop
-    /// once every accepted connection has been handed out (and, as the server is stopping, closed).
+    /// Stops listening, closes every connection set up so far (served or not: clients see EOF at once,
+    /// as "connection refused" is what a stopped server should mean) and cancels handlers still at work.
     public func stop() async {
         let open = connections.closeAll()
         try? await serverChannel.close()
-        for await _ in acceptEnded {}
         for channel in open { try? await channel.close() }
+        for await _ in acceptEnded {}
         serving.cancel()
         await serving.value
     }

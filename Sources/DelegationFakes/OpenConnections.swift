@@ -1,11 +1,14 @@
-import Foundation
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import Synchronization
 
-/// The connections a server has open, so that stopping it can close them.
+/// Every connection a server has set up, from the moment NIO hands it to the child initializer until it
+/// closes, so that stopping the server can close them all: also those the accept loop never saw (NIO
+/// drops a connection set up after the listener closed, and nothing else would ever close it).
 final class OpenConnections: Sendable {
+    /// Thrown from the child initializer once the server is stopping (the connection is closed first: NIO
+    /// drops a connection whose initializer failed without closing it).
+    struct Stopping: Error {}
+
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var closing = false
@@ -13,21 +16,24 @@ final class OpenConnections: Sendable {
 
     private let state = Mutex(State())
 
-    /// Registers a connection; nil once the server is stopping (the caller closes it at once).
-    func add(_ channel: any Channel) -> ObjectIdentifier? {
+    /// Registers `channel` until it closes; once `closeAll` has run, closes it and throws `Stopping`.
+    func register(_ channel: any Channel) throws {
         let key = ObjectIdentifier(channel)
-        return state.withLock { state in
-            guard !state.closing else { return nil }
+        let accepted = state.withLock { state in
+            guard !state.closing else { return false }
             state.channels[key] = channel
-            return key
+            return true
+        }
+        guard accepted else {
+            channel.close(promise: nil)
+            throw Stopping()
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = state.withLock { $0.channels.removeValue(forKey: key) }
         }
     }
 
-    func remove(_ key: ObjectIdentifier) {
-        _ = state.withLock { $0.channels.removeValue(forKey: key) }
-    }
-
-    /// From now on `add` refuses; returns the connections open until now.
+    /// From now on `register` refuses; returns the connections open until now, to close.
     func closeAll() -> [any Channel] {
         state.withLock { state in
             state.closing = true

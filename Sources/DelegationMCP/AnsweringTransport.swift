@@ -47,6 +47,11 @@ actor AnsweringTransport: Transport {
     func receive() -> AsyncThrowingStream<Data, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         incoming = continuation
+        // Ended before the server asked for its input (a signal during start-up): nothing is read.
+        if inputEnded {
+            continuation.finish()
+            return stream
+        }
         let inner = self.inner
         let logger = self.logger
         pump = Task {

@@ -13,13 +13,16 @@ public final class InputEnd: Sendable {
 
     public init() {}
 
-    /// Ends the input now, or as soon as a session starts if none runs yet.
-    public func trigger() {
-        let transport = state.withLock { state -> AnsweringTransport? in
-            state.triggered = true
-            return state.transport
+    /// Ends the input now, or as soon as a session starts if none runs yet. False when it had already
+    /// been triggered (a second Ctrl-C: the caller may stop waiting).
+    @discardableResult
+    public func trigger() -> Bool {
+        let (first, transport) = state.withLock { state -> (Bool, AnsweringTransport?) in
+            defer { state.triggered = true }
+            return (!state.triggered, state.transport)
         }
-        if let transport { Task { await transport.endInput() } }
+        if first, let transport { Task { await transport.endInput() } }
+        return first
     }
 
     func attach(_ transport: AnsweringTransport) {

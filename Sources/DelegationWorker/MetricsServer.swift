@@ -13,7 +13,7 @@ import Synchronization
 public final class MetricsServer: Service, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
-    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let connections = Connections()
     private let logger: Logger
 
     /// How long a connection may take to send its request.
@@ -28,17 +28,20 @@ public final class MetricsServer: Service, Sendable {
     public init(registry: PrometheusCollectorRegistry, host: String, port: Int, logger: Logger) async throws {
         self.registry = registry
         self.logger = logger
+        let connections = self.connections
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try connections.register(channel)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel)
-                    // A connection set up after the listener closed (a scrape arriving during shutdown) is
-                    // dropped by NIO unserved, and NIO traps when an unfinished writer is released
-                    // ("Deinited NIOAsyncWriter without calling finish()"): a connect must not crash a
-                    // stopping worker. Finished when the channel closes.
+                    // Keeps the writer alive until the channel closes. A connection set up after the listener
+                    // closed (a scrape arriving during shutdown) is dropped by NIO unserved, and NIO traps when
+                    // an unfinished writer is released ("Deinited NIOAsyncWriter without calling finish()"):
+                    // a connect must not crash a stopping worker. By the time this runs NIO has finished the
+                    // writer, so the release is harmless.
                     let outbound = connection.outbound
                     channel.closeFuture.whenComplete { _ in outbound.finish() }
                     return connection
@@ -55,18 +58,15 @@ public final class MetricsServer: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await channel.executeThenClose { inbound in
                     for try await connection in inbound {
-                        let key = ObjectIdentifier(connection.channel)
-                        connections.withLock { $0[key] = connection.channel }
-                        group.addTask {
-                            await Self.serve(connection, registry: registry)
-                            _ = self.connections.withLock { $0.removeValue(forKey: key) }
-                        }
+                        group.addTask { await Self.serve(connection, registry: registry) }
                     }
                 }
             }
         } onGracefulShutdown: {
+            // Every connection set up so far, served or not; later ones are closed as they are set up.
+            let open = self.connections.closeAll()
             self.channel.channel.close(promise: nil)
-            for connection in self.connections.withLock({ Array($0.values) }) { connection.close(promise: nil) }
+            for connection in open { connection.close(promise: nil) }
         }
     }
 
@@ -101,6 +101,39 @@ public final class MetricsServer: Service, Sendable {
                 try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
                 try await outbound.write(.end(nil))
                 return
+            }
+        }
+    }
+}
+
+extension MetricsServer {
+    /// Every connection set up, from the child initializer until it closes, so that shutdown closes them
+    /// all, including those the accept loop never saw (NIO drops a connection set up after the listener
+    /// closed, and nothing else would close it: an idle one would hold the shutdown up).
+    final class Connections: Sendable {
+        struct Stopping: Error {}
+        private let state = Mutex((channels: [ObjectIdentifier: any Channel](), closing: false))
+
+        /// Registers `channel` until it closes; once shutdown began, closes it and throws (NIO drops a
+        /// connection whose initializer failed without closing it).
+        func register(_ channel: any Channel) throws {
+            let key = ObjectIdentifier(channel)
+            let accepted = state.withLock { state in
+                guard !state.closing else { return false }
+                state.channels[key] = channel
+                return true
+            }
+            guard accepted else {
+                channel.close(promise: nil)
+                throw Stopping()
+            }
+            channel.closeFuture.whenComplete { [self] _ in _ = state.withLock { $0.channels.removeValue(forKey: key) } }
+        }
+
+        func closeAll() -> [any Channel] {
+            state.withLock { state in
+                state.closing = true
+                return Array(state.channels.values)
             }
         }
     }

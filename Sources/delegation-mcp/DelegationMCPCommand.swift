@@ -54,6 +54,27 @@ struct DelegationMCPCommand: AsyncParsableCommand {
         format.bootstrap(level: level)
         let logger = Logger(label: "delegation.mcp")
 
+        // SIGTERM (a client or supervisor stopping us) and SIGINT end the input as EOF does. Installed before
+        // the store opens, so a signal during start-up ends the session as soon as it begins.
+        let inputEnd = InputEnd()
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let name = number == SIGTERM ? "SIGTERM" : "SIGINT"
+                guard inputEnd.trigger() else {
+                    // A second signal: stop waiting for the answers owed (SQLite keeps what was committed).
+                    logger.warning("second signal; exiting now", metadata: ["signal": "\(name)"])
+                    signal(number, SIG_DFL)
+                    kill(getpid(), number)
+                    return
+                }
+                logger.notice("signal received; answering what was received, then closing the store", metadata: ["signal": "\(name)"])
+            }
+            source.resume()
+            return source
+        }
+        defer { for source in signals { source.cancel() } }
         let store: DelegationStore
         do {
             var configuration = try StoreConfiguration.fromEnvironment(environment)
@@ -71,19 +92,6 @@ struct DelegationMCPCommand: AsyncParsableCommand {
                 "db": "\(store.configuration.path)", "roles": "\(tool.roles.joined(separator: ","))",
                 "workspace_id": "\(tool.sourceWorkspaceID ?? "-")",
             ])
-        // SIGTERM (a client or supervisor stopping us) and SIGINT end the input as EOF does.
-        let inputEnd = InputEnd()
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.notice("signal received; answering what was received, then closing the store", metadata: ["signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")"])
-                inputEnd.trigger()
-            }
-            source.resume()
-            return source
-        }
-        defer { for source in signals { source.cancel() } }
         do {
             try await server.run(transport: StdioTransport(logger: Logger(label: "mcp.transport.stdio")), drainTimeout: .seconds(10), inputEnd: inputEnd)
         } catch {

@@ -143,6 +143,25 @@ import Testing
         await store.close()
     }
 
+    /// A signal during start-up (before the SDK asks for its input) used to be logged and then ignored:
+    /// the session ran on until the client wrote or closed stdin. Now it ends the session as it begins
+    /// (or, before the handlers exist, the default action ends the process): never a hang.
+    @Test func aSignalDuringStartUpNeverHangs() async throws {
+        for attempt in 0..<5 {
+            let directory = TemporaryDirectory()
+            let child = try StdioChild(productPath("delegation-mcp"), ["--db", directory.file("delegations.db")])
+            // Just before the server starts: the window in which the signal used to be lost.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !child.stderr.contains("serving MCP on stdio") && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .microseconds(200))
+            }
+            child.send(signal: SIGTERM)
+            let (exitStatus, timedOut) = await child.finish(within: .seconds(5))
+            #expect(!timedOut, "attempt \(attempt): still running 5 s after the signal; stderr:\n\(child.stderr)")
+            #expect(exitStatus == 0, "attempt \(attempt): exit \(exitStatus); stderr:\n\(child.stderr)")
+        }
+    }
+
     @Test func anUnusableDatabaseIsReportedOnStderrWithExit1() async throws {
         let directory = TemporaryDirectory()
         let child = try StdioChild(productPath("delegation-mcp"), ["--db", directory.file("missing-dir/delegations.db")])

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// The two HTTP servers we run on NIO — the fakes' (stopped by the chaos run's platform outages) and the
@@ -16,12 +17,15 @@ import Testing
             let server = try await LoopbackHTTPServer.start { _ in LoopbackResponse.text(200, "ok") }
             let port = UInt16(server.port)
             // 64 clients connect (and send half a request) from plain threads while the server stops.
-            let connecting = Thread.detachedConnects(count: 64, port: port)
+            let clients = Clients.connect(count: 48, port: port)
             if round.isMultiple(of: 2) { try await Task.sleep(for: .milliseconds(1)) }
             let stopped = ContinuousClock.now
             await server.stop()
-            #expect(ContinuousClock.now - stopped < .seconds(10), "round \(round): stop took too long")
-            connecting.wait()
+            let returned = ContinuousClock.now
+            #expect(returned - stopped < .seconds(10), "round \(round): stop took too long")
+            await clients.finished()
+            let leftOpen = clients.stillOpen(after: returned + .seconds(2))
+            #expect(leftOpen == 0, "round \(round): \(leftOpen) connection(s) still open 2 s after stop() returned")
         }
     }
 }
@@ -33,25 +37,43 @@ extension LoopbackServerTests {
                 registry: PrometheusCollectorRegistry(), host: "127.0.0.1", port: 0, logger: Logger(label: "metrics-test"))
             let group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: Logger(label: "metrics-test")))
             let running = Task { try await group.run() }
-            let connecting = Thread.detachedConnects(count: 64, port: UInt16(server.port))
+            let clients = Clients.connect(count: 48, port: UInt16(server.port))
             if round.isMultiple(of: 2) { try await Task.sleep(for: .milliseconds(1)) }
             let stopped = ContinuousClock.now
             await group.triggerGracefulShutdown()
             try await running.value
-            #expect(ContinuousClock.now - stopped < .seconds(10), "round \(round): shutdown took too long")
-            connecting.wait()
+            let returned = ContinuousClock.now
+            #expect(returned - stopped < .seconds(10), "round \(round): shutdown took too long")
+            await clients.finished()
+            let leftOpen = clients.stillOpen(after: returned + .seconds(2))
+            #expect(leftOpen == 0, "round \(round): \(leftOpen) connection(s) still open 2 s after the shutdown")
         }
     }
 }
 
-private extension Thread {
-    /// Starts `count` blocking connects to 127.0.0.1:`port`; the group is done when all have been tried.
-    static func detachedConnects(count: Int, port: UInt16) -> DispatchGroup {
-        let group = DispatchGroup()
+/// Clients on plain threads that connect, send half a request and then wait (up to 8 s) for the server
+/// to end the connection (EOF or a reset), noting when it did.
+private final class Clients: Sendable {
+    let group = DispatchGroup()
+    /// When each connected client saw its connection end; nil: not within 8 s.
+    private let endings = Mutex<[ContinuousClock.Instant?]>([])
+
+    /// Waits (without blocking a thread) until every client is done.
+    func finished() async {
+        while group.wait(timeout: .now()) == .timedOut { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    /// Connected clients whose connection was still open at `instant`.
+    func stillOpen(after instant: ContinuousClock.Instant) -> Int {
+        endings.withLock { $0.filter { $0.map { $0 > instant } ?? true }.count }
+    }
+
+    static func connect(count: Int, port: UInt16) -> Clients {
+        let clients = Clients()
         for _ in 0..<count {
-            group.enter()
+            clients.group.enter()
             Thread.detachNewThread {
-                defer { group.leave() }
+                defer { clients.group.leave() }
                 let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
                 guard descriptor >= 0 else { return }
                 defer { close(descriptor) }
@@ -60,15 +82,23 @@ private extension Thread {
                 address.sin_port = port.bigEndian
                 address.sin_addr.s_addr = inet_addr("127.0.0.1")
                 let connected = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
                 }
-                if connected == 0 {
-                    let request = Array("GET / HTTP/1.1\r\nHost: x\r\n".utf8)
-                    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    usleep(20_000)
+                guard connected == 0 else { return }  // refused: the listener was already closed
+                let request = Array("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8)
+                _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                var timeout = timeval(tv_sec: 8, tv_usec: 0)
+                setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let received = recv(descriptor, &buffer, buffer.count, 0)
+                    if received > 0 { continue }  // an answer (the request was never finished): read on
+                    let timedOut = received == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)
+                    clients.endings.withLock { $0.append(timedOut ? nil : ContinuousClock.now) }
+                    return  // 0: EOF; -1 otherwise: reset
                 }
             }
         }
-        return group
+        return clients
     }
 }
