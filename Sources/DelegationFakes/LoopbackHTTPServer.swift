@@ -1,3 +1,4 @@
+import DelegationWorker
 import Foundation
 import NIOCore
 import NIOHTTP1

@@ -13,7 +13,7 @@ import Synchronization
 public final class MetricsServer: Service, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let channel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>
-    private let connections = Connections()
+    private let connections = OpenConnections()
     private let logger: Logger
 
     /// How long a connection may take to send its request.
@@ -101,39 +101,6 @@ public final class MetricsServer: Service, Sendable {
                 try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
                 try await outbound.write(.end(nil))
                 return
-            }
-        }
-    }
-}
-
-extension MetricsServer {
-    /// Every connection set up, from the child initializer until it closes, so that shutdown closes them
-    /// all, including those the accept loop never saw (NIO drops a connection set up after the listener
-    /// closed, and nothing else would close it: an idle one would hold the shutdown up).
-    final class Connections: Sendable {
-        struct Stopping: Error {}
-        private let state = Mutex((channels: [ObjectIdentifier: any Channel](), closing: false))
-
-        /// Registers `channel` until it closes; once shutdown began, closes it and throws (NIO drops a
-        /// connection whose initializer failed without closing it).
-        func register(_ channel: any Channel) throws {
-            let key = ObjectIdentifier(channel)
-            let accepted = state.withLock { state in
-                guard !state.closing else { return false }
-                state.channels[key] = channel
-                return true
-            }
-            guard accepted else {
-                channel.close(promise: nil)
-                throw Stopping()
-            }
-            channel.closeFuture.whenComplete { [self] _ in _ = state.withLock { $0.channels.removeValue(forKey: key) } }
-        }
-
-        func closeAll() -> [any Channel] {
-            state.withLock { state in
-                state.closing = true
-                return Array(state.channels.values)
             }
         }
     }
