@@ -27,20 +27,7 @@ public final class LoopbackHTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try connections.register(channel)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
-                    // Keeps the writer alive until the channel closes. A connection set up after the listener
-                    // closed (a stop while clients connect) is dropped by NIO before anyone runs
-                    // executeThenClose on it, and NIO traps when an unfinished writer is released ("Deinited
-                    // NIOAsyncWriter without calling finish()"): that took the chaos harness down in a platform
-                    // outage. By the time this runs NIO has finished the writer, so the release is harmless.
-                    let outbound = connection.outbound
-                    channel.closeFuture.whenComplete { _ in outbound.finish() }
-                    return connection
-                }
+                channel.eventLoop.makeCompletedFuture { try connections.setUpHTTP(channel) }
             }
         return LoopbackHTTPServer(server: server, connections: connections, handler: handler)
     }

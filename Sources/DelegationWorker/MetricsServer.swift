@@ -32,20 +32,7 @@ public final class MetricsServer: Service, Sendable {
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try connections.register(channel)
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
-                    // Keeps the writer alive until the channel closes. A connection set up after the listener
-                    // closed (a scrape arriving during shutdown) is dropped by NIO unserved, and NIO traps when
-                    // an unfinished writer is released ("Deinited NIOAsyncWriter without calling finish()"):
-                    // a connect must not crash a stopping worker. By the time this runs NIO has finished the
-                    // writer, so the release is harmless.
-                    let outbound = connection.outbound
-                    channel.closeFuture.whenComplete { _ in outbound.finish() }
-                    return connection
-                }
+                channel.eventLoop.makeCompletedFuture { try connections.setUpHTTP(channel) }
             }
         self.host = host
         self.port = channel.channel.localAddress?.port ?? port

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// Every connection a server has set up, from the moment NIO hands it to the child initializer until it
@@ -41,6 +42,28 @@ package final class OpenConnections: Sendable {
         state.withLock { state in
             state.closing = true
             return Array(state.channels.values)
+        }
+    }
+
+    /// The child initializer both HTTP servers use: registers the connection, sets up HTTP/1.1 and wraps it
+    /// for async use. On the connection's event loop.
+    ///
+    /// The writer is kept alive until the channel closes: a connection set up after the listener closed (a
+    /// client arriving during a stop) is dropped by NIO unserved, and NIO traps when an unfinished writer is
+    /// released ("Deinited NIOAsyncWriter without calling finish()") — a connect must not crash a stopping
+    /// process. By the time the channel has closed NIO has finished the writer, so the release is harmless.
+    package func setUpHTTP(_ channel: any Channel) throws -> NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart> {
+        try register(channel)
+        do {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+            let connection = try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+            let outbound = connection.outbound
+            channel.closeFuture.whenComplete { _ in outbound.finish() }
+            return connection
+        } catch {
+            // Registered but never to be served: closed now rather than held open until the stop.
+            channel.close(promise: nil)
+            throw error
         }
     }
 }

@@ -58,7 +58,11 @@ struct DelegationMCPCommand: AsyncParsableCommand {
         // the store opens, so a signal during start-up ends the session as soon as it begins.
         let inputEnd = InputEnd()
         let signals = [SIGTERM, SIGINT].map { number in
+            // Darwin's signal sources need the default action off. Linux's dispatch installs its own handler,
+            // and ignoring the signal first dropped one arriving before that (the session then ran on).
+            #if canImport(Darwin)
             signal(number, SIG_IGN)
+            #endif
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
                 let name = number == SIGTERM ? "SIGTERM" : "SIGINT"

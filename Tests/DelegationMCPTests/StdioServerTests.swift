@@ -155,6 +155,7 @@ import Testing
             while !child.stderr.contains("serving MCP on stdio") && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .microseconds(200))
             }
+            try #require(child.stderr.contains("serving MCP on stdio"), "attempt \(attempt): never started; stderr:\n\(child.stderr)")
             child.send(signal: SIGTERM)
             let (exitStatus, timedOut) = await child.finish(within: .seconds(5))
             #expect(!timedOut, "attempt \(attempt): still running 5 s after the signal; stderr:\n\(child.stderr)")

@@ -16,7 +16,7 @@ import Testing
         for round in 0..<20 {
             let server = try await LoopbackHTTPServer.start { _ in LoopbackResponse.text(200, "ok") }
             let port = UInt16(server.port)
-            // 64 clients connect (and send half a request) from plain threads while the server stops.
+            // 48 clients connect (and send half a request) from plain threads while the server stops.
             let clients = Clients.connect(count: 48, port: port)
             if round.isMultiple(of: 2) { try await Task.sleep(for: .milliseconds(1)) }
             let stopped = ContinuousClock.now
