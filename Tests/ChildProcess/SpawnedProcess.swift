@@ -196,5 +196,11 @@ public struct SpawnError: Error, CustomStringConvertible {
     public let step: String
     public let code: Int32
 
+    public init(executable: String, step: String, code: Int32) {
+        self.executable = executable
+        self.step = step
+        self.code = code
+    }
+
     public var description: String { "cannot start \(executable): \(step) failed: \(String(cString: strerror(code)))" }
 }

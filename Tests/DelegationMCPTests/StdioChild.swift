@@ -9,11 +9,9 @@ import Synchronization
 final class StdioChild: @unchecked Sendable {
     private let process: SpawnedProcess
     private let input: FileHandle
-    /// Kept alive for their readability handlers (a released handle closes its descriptor).
-    private let outputs: [FileHandle]
     private let collected = Collected()
 
-    /// What the child wrote so far, shared with the pipes' readability handlers.
+    /// What the child wrote so far, shared with the reader threads.
     private final class Collected: Sendable {
         struct State {
             var stdout = Data()
@@ -27,46 +25,41 @@ final class StdioChild: @unchecked Sendable {
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         // Close-on-exec on our ends: a child started by another test must not inherit them, or the EOF
         // we send (closing stdin) or wait for (stdout, stderr) would wait for that child too.
-        // Ends this process closes explicitly after the launch (or in closeStdin) are not closed on dealloc.
-        let stdin = Self.makePipe(closeReadOnDealloc: false, closeWriteOnDealloc: false)
-        let stdout = Self.makePipe(closeReadOnDealloc: true, closeWriteOnDealloc: false)
-        let stderr = Self.makePipe(closeReadOnDealloc: true, closeWriteOnDealloc: false)
+        guard let stdin = closeOnExecPipe(), let stdout = closeOnExecPipe(), let stderr = closeOnExecPipe() else {
+            throw SpawnError(executable: executable, step: "pipe", code: errno)
+        }
         // A write to a child that already exited must fail with EPIPE, not kill the test process.
         signal(SIGPIPE, SIG_IGN)
-        process = try SpawnedProcess(
-            executable, arguments, environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
-            stdin: stdin.read.fileDescriptor, stdout: stdout.write.fileDescriptor, stderr: stderr.write.fileDescriptor
-        )
-        self.input = stdin.write
-        self.outputs = [stdout.read, stderr.read]
-        try stdin.read.close()
-        try stdout.write.close()
-        try stderr.write.close()
-        for (reader, isOutput) in [(stdout.read, true), (stderr.read, false)] {
-            reader.readabilityHandler = { [collected] handle in
-                let data = handle.availableData
+        defer {
+            // The child has its copies of these ends.
+            close(stdin.read)
+            close(stdout.write)
+            close(stderr.write)
+        }
+        do {
+            process = try SpawnedProcess(
+                executable, arguments, environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
+                stdin: stdin.read, stdout: stdout.write, stderr: stderr.write
+            )
+        } catch {
+            close(stdin.write)
+            close(stdout.read)
+            close(stderr.read)
+            throw error
+        }
+        // Written only (never a readability handler on it); closed by closeStdin or when released.
+        input = FileHandle(fileDescriptor: stdin.write, closeOnDealloc: true)
+        for (descriptor, isOutput) in [(stdout.read, true), (stderr.read, false)] {
+            readToEnd(descriptor) { [collected] data in
                 collected.withLock {
-                    if data.isEmpty {
-                        handle.readabilityHandler = nil
-                        $0.closedStreams += 1
-                    } else if isOutput {
-                        $0.stdout.append(data)
+                    if let data {
+                        if isOutput { $0.stdout.append(data) } else { $0.stderr.append(data) }
                     } else {
-                        $0.stderr.append(data)
+                        $0.closedStreams += 1
                     }
                 }
             }
         }
-    }
-
-    private static func makePipe(closeReadOnDealloc: Bool, closeWriteOnDealloc: Bool) -> (read: FileHandle, write: FileHandle) {
-        var descriptors: [Int32] = [0, 0]
-        precondition(pipe(&descriptors) == 0, "pipe failed")
-        for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        return (
-            FileHandle(fileDescriptor: descriptors[0], closeOnDealloc: closeReadOnDealloc),
-            FileHandle(fileDescriptor: descriptors[1], closeOnDealloc: closeWriteOnDealloc)
-        )
     }
 
     var stdout: String { collected.withLock { String(decoding: $0.stdout, as: UTF8.self) } }

@@ -57,54 +57,49 @@ public func productPath(_ name: String) -> String {
 }
 
 /// A child process the test starts, as a user or a second worker would. Its stdout and stderr are
-/// drained as they come, so a chatty child never blocks on a full pipe.
+/// drained as they come (a thread each), so a chatty child never blocks on a full pipe.
 public final class Child: @unchecked Sendable {
     public let process: SpawnedProcess
     private let lock = NSLock()
     private var output = Data()
     private var errors = Data()
     private var closedStreams = 0
-    private var readers: [FileHandle] = []
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         _ = DescriptorLimit.current
-        // Close-on-exec pipes: children started concurrently by other tests must not inherit our
-        // write ends, or our EOF would wait for their exit.
-        let (stdoutRead, stdoutWrite) = Self.closeOnExecPipe()
-        let (stderrRead, stderrWrite) = Self.closeOnExecPipe()
-        process = try SpawnedProcess(
-            executable, arguments, environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
-            stdout: stdoutWrite.fileDescriptor, stderr: stderrWrite.fileDescriptor
-        )
-        try stdoutWrite.close()
-        try stderrWrite.close()
-        for (reader, isOutput) in [(stdoutRead, true), (stderrRead, false)] {
-            reader.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
+        guard let stdoutPipe = closeOnExecPipe() else { throw SpawnError(executable: executable, step: "pipe", code: errno) }
+        guard let stderrPipe = closeOnExecPipe() else {
+            close(stdoutPipe.read)
+            close(stdoutPipe.write)
+            throw SpawnError(executable: executable, step: "pipe", code: errno)
+        }
+        defer {
+            // The child has its copies; ours must go, or EOF never comes.
+            close(stdoutPipe.write)
+            close(stderrPipe.write)
+        }
+        do {
+            process = try SpawnedProcess(
+                executable, arguments, environment: SpawnedProcess.currentEnvironment().merging(environment) { $1 },
+                stdout: stdoutPipe.write, stderr: stderrPipe.write
+            )
+        } catch {
+            close(stdoutPipe.read)
+            close(stderrPipe.read)
+            throw error
+        }
+        for (descriptor, isOutput) in [(stdoutPipe.read, true), (stderrPipe.read, false)] {
+            readToEnd(descriptor) { [weak self] data in
                 guard let self else { return }
                 self.lock.withLock {
-                    if data.isEmpty {
-                        handle.readabilityHandler = nil
-                        self.closedStreams += 1
-                    } else if isOutput {
-                        self.output.append(data)
+                    if let data {
+                        if isOutput { self.output.append(data) } else { self.errors.append(data) }
                     } else {
-                        self.errors.append(data)
+                        self.closedStreams += 1
                     }
                 }
             }
         }
-        readers = [stdoutRead, stderrRead]
-    }
-
-    private static func closeOnExecPipe() -> (read: FileHandle, write: FileHandle) {
-        var descriptors: [Int32] = [0, 0]
-        precondition(pipe(&descriptors) == 0, "pipe failed")
-        for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        return (
-            FileHandle(fileDescriptor: descriptors[0], closeOnDealloc: true),
-            FileHandle(fileDescriptor: descriptors[1], closeOnDealloc: false)
-        )
     }
 
     public var stdout: String { lock.withLock { String(decoding: output, as: UTF8.self) } }
