@@ -15,9 +15,7 @@ enum MinimalQueue {
             let db = handle
         else { throw BenchError("cannot open \(path)") }
         defer { sqlite3_close_v2(db) }
-        func exec(_ sql: String) throws {
-            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw BenchError(String(cString: sqlite3_errmsg(db))) }
-        }
+        func exec(_ sql: String) throws { try CAPI.exec(db, sql) }
         try exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = \(synchronous); PRAGMA temp_store = MEMORY")
         try exec(
             """
@@ -30,13 +28,7 @@ enum MinimalQueue {
             BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(jobs))
             INSERT INTO jobs (payload) SELECT 'benchmark task ' || i FROM n; COMMIT;
             """)
-        func prepare(_ sql: String) throws -> OpaquePointer {
-            var statement: OpaquePointer?
-            guard sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
-                throw BenchError(String(cString: sqlite3_errmsg(db)))
-            }
-            return statement
-        }
+        func prepare(_ sql: String) throws -> OpaquePointer { try CAPI.prepare(db, sql) }
         let begin = try prepare("BEGIN IMMEDIATE"), commit = try prepare("COMMIT")
         let claim = try prepare(
             """

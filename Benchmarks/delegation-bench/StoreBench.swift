@@ -54,18 +54,10 @@ enum StoreBench {
             throw BenchError("cannot open \(path)")
         }
         defer { sqlite3_close_v2(db) }
-        func exec(_ sql: String) throws {
-            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw BenchError(String(cString: sqlite3_errmsg(db))) }
-        }
+        func exec(_ sql: String) throws { try CAPI.exec(db, sql) }
         // The store's own connection settings, so both sides run the same SQL the same way.
         try exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = \(synchronous); PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY")
-        func prepare(_ sql: String) throws -> OpaquePointer {
-            var statement: OpaquePointer?
-            guard sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
-                throw BenchError(String(cString: sqlite3_errmsg(db)))
-            }
-            return statement
-        }
+        func prepare(_ sql: String) throws -> OpaquePointer { try CAPI.prepare(db, sql) }
         let begin = try prepare("BEGIN IMMEDIATE"), commit = try prepare("COMMIT")
         let insert = try prepare(enqueueSQL), claim = try prepare(Transitions.claimSQL), complete = try prepare(completeSQL)
         defer { for statement in [begin, commit, insert, claim, complete] { sqlite3_finalize(statement) } }
