@@ -108,19 +108,29 @@ package enum Checks {
         findings.append(CheckFinding(
             name: "outbox", ok: stuck == 0,
             detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))
-        // The search index holds exactly the rows there are, under their keys (FTS5's own integrity-check is
-        // a write, which a read-only check cannot run; its docsize table has one row per indexed row).
+        // The search index holds exactly the rows there are, under their keys, except those queued for it
+        // (0006): a queued row is held with its older text (indexed = 1) or not at all (indexed = 0).
+        // FTS5's own integrity-check is a write, which a read-only check cannot run; its docsize table has
+        // one row per indexed row.
         let unindexed = try database.queryFirst(
             """
-            SELECT (SELECT count(*) FROM delegations d WHERE NOT EXISTS (SELECT 1 FROM delegation_search_docsize s WHERE s.id = d.seq)),
-                   (SELECT count(*) FROM delegation_search_docsize s WHERE NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = s.id))
+            SELECT (SELECT count(*) FROM delegations d
+                    WHERE NOT EXISTS (SELECT 1 FROM delegation_search_docsize s WHERE s.id = d.seq)
+                      AND NOT EXISTS (SELECT 1 FROM delegation_search_queue q WHERE q.seq = d.seq)),
+                   (SELECT count(*) FROM delegation_search_docsize s WHERE NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = s.id)),
+                   (SELECT count(*) FROM delegation_search_queue q
+                    WHERE q.indexed <> EXISTS (SELECT 1 FROM delegation_search_docsize s WHERE s.id = q.seq)
+                       OR NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = q.seq)),
+                   (SELECT count(*) FROM delegation_search_queue)
             """)
-        let (missingFromIndex, strayInIndex) = (unindexed?[0].int ?? 0, unindexed?[1].int ?? 0)
+        let missingFromIndex = unindexed?[0].int ?? 0, strayInIndex = unindexed?[1].int ?? 0
+        let misqueued = unindexed?[2].int ?? 0, queued = unindexed?[3].int ?? 0
+        let indexOK = missingFromIndex == 0 && strayInIndex == 0 && misqueued == 0
         findings.append(CheckFinding(
-            name: "search_index", ok: missingFromIndex == 0 && strayInIndex == 0,
-            detail: missingFromIndex == 0 && strayInIndex == 0
-                ? "every row is in the search index, and nothing else"
-                : "\(missingFromIndex) row(s) missing from the search index, \(strayInIndex) stray entr(ies); rebuild it with INSERT INTO delegation_search (delegation_search) VALUES ('rebuild')"))
+            name: "search_index", ok: indexOK,
+            detail: indexOK
+                ? "every row is in the search index or queued for it (\(queued) queued), and nothing else"
+                : "\(missingFromIndex) row(s) missing from the search index, \(strayInIndex) stray entr(ies), \(misqueued) queue entr(ies) that do not match the index; rebuild it with INSERT INTO delegation_search (delegation_search) VALUES ('rebuild'); DELETE FROM delegation_search_queue"))
 
         let drifted = try database.query(
             """

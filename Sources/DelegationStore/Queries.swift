@@ -42,24 +42,12 @@ package enum Queries {
 
     // MARK: Filtered lists
 
-    /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments (with a search of
-    /// three characters or more, FROM the trigram index's hits joined to delegations, in seq order).
+    /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments. With a search of
+    /// three characters or more: the trigram index's hits, and the rows still waiting to be indexed
+    /// matched on their text, merged in seq order (`seq` is then an extra last column).
     package static func select(_ columns: String, _ query: DelegationQuery) -> (sql: String, arguments: [any SQLiteBindable]) {
-        var source = "delegations"
         var conditions: [String] = []
         var arguments: [any SQLiteBindable] = []
-        // seq (the rowid) breaks ties: it rides along in every index on created_at, so no sort is needed.
-        var order = query.newestFirst ? "ORDER BY created_at DESC, seq DESC" : "ORDER BY created_at, seq"
-        if let search = query.search, search.unicodeScalars.count >= 3 {
-            // The trigram index (migration 0005): a phrase of the text is a substring match, case-insensitive.
-            // The index drives the query, walked in rowid order, which the index gives for free: the first
-            // `limit` hits that pass the other filters end it (2 ms at 1M rows where a sort of every hit by
-            // created_at took 110). So search results come in enqueue order (seq), which is creation order
-            // unless the clock stepped back.
-            source = "(SELECT rowid AS seq FROM delegation_search WHERE delegation_search MATCH ?) AS hits CROSS JOIN delegations USING (seq)"
-            arguments.append("\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
-            order = query.newestFirst ? "ORDER BY seq DESC" : "ORDER BY seq"
-        }
         if !query.statuses.isEmpty {
             conditions.append("status IN (SELECT value FROM json_each(?))")
             arguments.append(SQLArgument.jsonArray(query.statuses.map(\.rawValue)))
@@ -80,18 +68,44 @@ package enum Queries {
             conditions.append("finished_at >= ?")
             arguments.append(finished)
         }
-        if let search = query.search, search.unicodeScalars.count < 3 {
-            // Too short for trigrams: a scan, as before.
-            let parameter = "?\(arguments.count + 1)"
-            conditions.append(
-                "(task LIKE \(parameter) ESCAPE '\\' OR result LIKE \(parameter) ESCAPE '\\' OR error LIKE \(parameter) ESCAPE '\\')")
-            arguments.append("%" + escapeLike(search) + "%")
+        let limit: any SQLiteBindable = query.limit ?? -1
+        let like = "(task LIKE ? ESCAPE '\\' OR result LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\')"
+        func likeArguments(_ search: String) -> [any SQLiteBindable] {
+            Array(repeating: "%" + escapeLike(search) + "%", count: 3)
         }
-        // After a numbered parameter an anonymous one takes the next number: LIMIT stays last either way.
-        let sql = "SELECT \(columns) FROM \(source) "
-            + (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " ")
-            + order + " LIMIT ?"
-        return (sql, arguments + [query.limit ?? -1])
+        func whereClause(_ extra: [String]) -> String {
+            let all = conditions + extra
+            return all.isEmpty ? "" : "WHERE " + all.joined(separator: " AND ") + " "
+        }
+
+        guard let search = query.search, search.unicodeScalars.count >= 3 else {
+            // seq (the rowid) breaks ties: it rides along in every index on created_at, so no sort is needed.
+            let order = query.newestFirst ? "ORDER BY created_at DESC, seq DESC" : "ORDER BY created_at, seq"
+            if let search = query.search {
+                // Too short for trigrams: a scan.
+                return ("SELECT \(columns) FROM delegations " + whereClause([like]) + order + " LIMIT ?",
+                        arguments + likeArguments(search) + [limit])
+            }
+            return ("SELECT \(columns) FROM delegations " + whereClause([]) + order + " LIMIT ?", arguments + [limit])
+        }
+        // The trigram index (0005) drives the first arm, walked in rowid order (a phrase of the text is a
+        // substring match, case-insensitive); rows it does not hold yet, or holds with older text, are in
+        // delegation_search_queue (0006) and are matched by LIKE in the second. Both arms come in seq
+        // order, so SQLite merges them and the first `limit` rows that pass the filters end the query (2 ms
+        // at 1M rows where a sort of every hit by created_at took 110). Search results therefore come in
+        // enqueue order (seq), which is creation order unless the clock stepped back.
+        let phrase = "\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let direction = query.newestFirst ? "DESC" : "ASC"
+        let sql = """
+            SELECT \(columns), seq FROM (SELECT rowid AS seq FROM delegation_search WHERE delegation_search MATCH ?) AS hits \
+            CROSS JOIN delegations USING (seq) \
+            \(whereClause(["seq NOT IN (SELECT seq FROM delegation_search_queue)"]))\
+            UNION ALL \
+            SELECT \(columns), seq FROM delegation_search_queue AS queued CROSS JOIN delegations USING (seq) \
+            \(whereClause([like]))\
+            ORDER BY seq \(direction) LIMIT ?
+            """
+        return (sql, [phrase] + arguments + arguments + likeArguments(search) + [limit])
     }
 
     package static func list(_ database: Database, _ query: DelegationQuery) throws -> [Delegation] {

@@ -17,12 +17,24 @@ package enum Statistics {
         figures.leasesHeld = leases?[0].int ?? 0
         figures.leasesExpired = leases?[1].int ?? 0
         figures.followedTasks = leases?[2].int ?? 0
-        // Over the window, through the created_at index: a full scan would grow with the history.
+        // Rows created in the window: the finished ones from `delegations_finished` alone (it carries
+        // created_at and attempts, migration 0006; a row created in the window finished in it too), the
+        // live ones through the status index. Reading each row of a day's traffic from the table took
+        // tens of milliseconds at 1M rows.
         figures.attempts = Dictionary(
             try database.query(
-                "SELECT attempts, count(*) FROM delegations WHERE created_at >= ? GROUP BY attempts", windowStart
+                """
+                SELECT attempts, count(*) FROM (
+                    SELECT attempts FROM delegations INDEXED BY delegations_finished
+                    WHERE \(Eviction.finished) AND finished_at >= ?1 AND created_at >= ?1
+                    UNION ALL
+                    SELECT attempts FROM delegations
+                    WHERE status IN ('pending', 'in_progress', 'queued') AND created_at >= ?1)
+                GROUP BY attempts
+                """, windowStart
             ).map { ($0[0].int ?? 0, $0[1].int ?? 0) }, uniquingKeysWith: +)
-        // Percentiles streamed from a sorted scan: no list of durations held in memory.
+        // Percentiles streamed from a sorted scan: no list of durations held in memory. The index holds
+        // every column read here (0006): the table is not touched.
         let durations = """
             SELECT (julianday(finished_at) - julianday(created_at)) * 86400.0 AS seconds
             FROM delegations INDEXED BY delegations_finished

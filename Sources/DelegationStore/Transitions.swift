@@ -61,19 +61,20 @@ package enum Transitions {
             updated_at = \(now)
         WHERE id IN (
             SELECT id FROM (
+                -- Each source through the partial index that holds only its rows (migration 0006), named:
+                -- left to itself the planner had walked the status index past every row in flight.
                 SELECT id, due FROM (
-                    SELECT id, next_run_at AS due FROM delegations
+                    SELECT id, next_run_at AS due FROM delegations INDEXED BY delegations_pending
                     WHERE status = 'pending' AND next_run_at <= \(now)
                     ORDER BY next_run_at LIMIT ?3)
                 UNION ALL
                 SELECT id, due FROM (
-                    SELECT id, lease_expires_at AS due FROM delegations
-                    WHERE status = 'in_progress' AND lease_expires_at <= \(now) AND lease_owner <> ?1
+                    SELECT id, lease_expires_at AS due FROM delegations INDEXED BY delegations_leased
+                    WHERE lease_owner IS NOT NULL AND lease_expires_at <= \(now) AND lease_owner <> ?1
+                      AND status = 'in_progress'
                     ORDER BY lease_expires_at LIMIT ?3)
                 UNION ALL
                 SELECT id, due FROM (
-                    -- Named: left to itself the planner walks every in_progress row of delegations_claimable
-                    -- (claimed rows keep an old next_run_at), which made each claim O(rows in flight).
                     SELECT id, next_run_at AS due FROM delegations INDEXED BY delegations_parked
                     WHERE status = 'in_progress' AND lease_owner IS NULL AND next_run_at <= \(now)
                     ORDER BY next_run_at LIMIT ?3)
@@ -89,8 +90,9 @@ package enum Transitions {
         return Set(
             try database.query(
                 """
-                UPDATE delegations SET lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
-                WHERE status = 'in_progress' AND lease_owner = ?1
+                UPDATE delegations INDEXED BY delegations_leased
+                SET lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
+                WHERE lease_owner = ?1 AND status = 'in_progress'
                   AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
                 RETURNING id
                 """, worker, offset(lease), only
@@ -201,16 +203,16 @@ package enum Transitions {
             SELECT id, 'released', attempts, lease_owner,
                    CASE WHEN remote_task_id IS NULL THEN 'lease released at shutdown; attempt not counted'
                         ELSE 'lease released at shutdown; the peer''s task is polled by the next worker' END
-            FROM delegations WHERE status = 'in_progress' AND lease_owner = ?1
+            FROM delegations INDEXED BY delegations_leased WHERE lease_owner = ?1 AND status = 'in_progress'
             """, worker)
         return try database.query(
             """
-            UPDATE delegations
+            UPDATE delegations INDEXED BY delegations_leased
             SET status = CASE WHEN remote_task_id IS NULL THEN 'pending' ELSE 'in_progress' END,
                 next_run_at = \(now), updated_at = \(now),
                 attempts = attempts - (remote_task_id IS NULL AND attempts > 0),
                 lease_owner = NULL, lease_expires_at = NULL, takeovers = 0
-            WHERE status = 'in_progress' AND lease_owner = ?1 RETURNING id
+            WHERE lease_owner = ?1 AND status = 'in_progress' RETURNING id
             """, worker
         ).compactMap { $0[0].string }
     }
@@ -224,16 +226,16 @@ package enum Transitions {
             """
             INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
             SELECT id, 'released', attempts, lease_owner, 'lease expired on a row its worker no longer works on; released'
-            FROM delegations
-            WHERE status = 'in_progress' AND lease_owner = ?1 AND lease_expires_at <= \(now)
+            FROM delegations INDEXED BY delegations_leased
+            WHERE lease_owner = ?1 AND lease_expires_at <= \(now) AND status = 'in_progress'
               AND id NOT IN (SELECT value FROM json_each(?2))
             """, worker, working)
         return try database.query(
             """
-            UPDATE delegations
+            UPDATE delegations INDEXED BY delegations_leased
             SET status = CASE WHEN remote_task_id IS NULL THEN 'pending' ELSE 'in_progress' END,
                 next_run_at = \(now), updated_at = \(now), lease_owner = NULL, lease_expires_at = NULL, takeovers = 0
-            WHERE status = 'in_progress' AND lease_owner = ?1 AND lease_expires_at <= \(now)
+            WHERE lease_owner = ?1 AND lease_expires_at <= \(now) AND status = 'in_progress'
               AND id NOT IN (SELECT value FROM json_each(?2))
             RETURNING id
             """, worker, working

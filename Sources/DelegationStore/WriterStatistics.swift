@@ -6,7 +6,7 @@ import Synchronization
 /// `delegation_store_commit_duration_seconds` (from BEGIN to the end of COMMIT) and
 /// `delegation_store_operations_per_commit`.
 public final class WriterStatistics: Sendable {
-    private let counters = Mutex((transactions: 0, operations: 0, largestBatch: 0))
+    private let counters = Mutex((transactions: 0, operations: 0, largestBatch: 0, searchCatchUps: 0, searchRowsIndexed: 0))
     private let commitDuration = Metrics.Timer(label: "delegation_store_commit_duration_seconds")
     private let operationsPerCommit = Recorder(label: "delegation_store_operations_per_commit")
 
@@ -23,7 +23,18 @@ public final class WriterStatistics: Sendable {
         operationsPerCommit.record(batch)
     }
 
+    /// A transaction that indexed queued rows for search (`SearchIndex`): writer work too, not an operation.
+    func recordSearchCatchUp(rows: Int) {
+        counters.withLock {
+            $0.searchCatchUps += 1
+            $0.searchRowsIndexed += rows
+        }
+    }
+
     public var transactions: Int { counters.withLock { $0.transactions } }
     public var operations: Int { counters.withLock { $0.operations } }
     public var largestBatch: Int { counters.withLock { $0.largestBatch } }
+    /// Transactions that caught the search index up, and the rows they indexed.
+    public var searchCatchUps: Int { counters.withLock { $0.searchCatchUps } }
+    public var searchRowsIndexed: Int { counters.withLock { $0.searchRowsIndexed } }
 }

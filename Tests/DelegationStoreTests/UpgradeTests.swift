@@ -51,6 +51,56 @@ import Testing
         await store.close()
     }
 
+    /// `Tests/Fixtures/main-96fa6bc.sqlite`: made by main at 96fa6bc (schema 5: counts and the trigram index
+    /// written per row) with `delegation-admin delegate` and hand-typed transitions: completed, failed,
+    /// pending after a retry, queued, cancelled, in progress under an expired lease, pending.
+    static let schema5Fixture = packageRoot.appendingPathComponent("Tests/Fixtures/main-96fa6bc.sqlite").path
+
+    @Test func aDatabaseMadeBeforeTheLeanWritesUpgradesAndSearchesAsBefore() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("upgraded.db")
+        try FileManager.default.copyItem(atPath: Self.schema5Fixture, toPath: path)
+        let before = RawConnection(path)
+        let rows = before.column("SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq")
+        let events = before.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id")
+        let outbox = before.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id")
+        #expect(before.value("SELECT max(version) FROM schema_migrations") == "5")
+        #expect(rows.count == 7 && events.count == 18 && outbox.count == 12)
+
+        let store = try DelegationStore(StoreConfiguration(path: path))
+        #expect(store.migratedAtOpen == [6])
+        let after = RawConnection(path)
+        #expect(after.column("SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq") == rows)
+        #expect(after.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id") == events, "every event kept")
+        #expect(after.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id") == outbox)
+        #expect(after.value("PRAGMA integrity_check") == "ok")
+        #expect(after.value("SELECT count(*) FROM delegation_search_queue") == "0", "0005 indexed every row; none waits")
+        #expect(after.run("INSERT INTO delegation_search (delegation_search, rank) VALUES ('integrity-check', 1)").code == 0,
+                "the index matches its rows")
+        #expect(after.column("SELECT status || ':' || rows FROM delegation_counts ORDER BY status")
+            == ["cancelled:1", "completed:1", "failed:1", "in_progress:1", "pending:2", "queued:1"])
+
+        // Found by task, result and error as before the upgrade.
+        func search(_ text: String) async throws -> [String] { try await store.list(DelegationQuery(search: text)).map(\.task) }
+        #expect(try await search("q3 REPORT") == ["summarise the Q3 report"])
+        #expect(try await search("up 12%") == ["summarise the Q3 report"])
+        #expect(try await search("translation service") == ["translate the release notes"])
+        #expect(try await search("timed out") == ["draft the incident review"])
+
+        // The new indexes serve the claim: the retried and the fresh pending rows, and the expired lease.
+        let claimed = try await store.claim(worker: "new-worker", limit: 10, lease: .seconds(30))
+        #expect(Set(claimed.map(\.task)) == ["draft the incident review", "review the pull request", "archive the old tickets"])
+        #expect(claimed.first { $0.task == "review the pull request" }?.takeovers == 1, "taken over from worker-a")
+        #expect(try await store.renewLeases(worker: "new-worker", lease: .seconds(60)).count == 3)
+        try await store.complete(id: claimed[0].id, worker: "new-worker", result: "finished after the upgrade")
+        #expect(try await search("after the upgrade") == [claimed[0].task], "a changed row is found before the index catches up")
+        #expect(try await store.releaseLeases(worker: "new-worker").count == 2)
+        let findings = try await store.check(
+            CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01"))
+        #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
+        await store.close()
+    }
+
     @Test func mirrorCallsThatWaitAreOutOfTheDueIndexUntilTheEarlierOneIsDone() async throws {
         let directory = TemporaryDirectory()
         let store = try makeStore(directory)
