@@ -14,9 +14,10 @@
 -- * The search index is caught up in batches. Writing a row's text into the trigram index (0005) in its
 --   own transaction wrote ~7 pages per enqueue and per completion (a new FTS5 segment each time). Now a
 --   trigger notes the row in `delegation_search_queue` (one small table, one page) and the store's writer
---   indexes queued rows a few hundred at a time (`SearchIndex.catchUp`). Until then a search matches the
---   queued rows by LIKE on their current text and ignores what the index still holds for them, so
---   results are exact at every moment: the queue only decides which of the two paths finds a row.
+--   indexes queued rows up to 512 at a time (`SearchIndex.catchUp`). Until then a search matches the
+--   queued rows by LIKE on their current text and ignores what the index still holds for them: the
+--   queue decides which of the two paths finds a row, not whether (LIKE folds ASCII case only, the
+--   trigram index also other scripts': a non-ASCII case variant is found once its row is indexed).
 --   A row is in the queue when the index lacks it (`indexed` = 0) or holds older text for it
 --   (`indexed` = 1, with the result and error it was indexed with; the task never changes).
 --
@@ -38,12 +39,24 @@ DROP INDEX delegations_finished;
 CREATE INDEX delegations_finished ON delegations (finished_at, id, status, created_at, attempts)
     WHERE status IN ('completed', 'failed', 'cancelled');
 
--- seq keys the search index: it never changes either (0004 guards the other identity columns).
+-- seq keys the search index: it never changes either (0004 guards the other identity columns). No
+-- `OF seq`: an UPDATE that names it `rowid`, `_rowid_` or `oid` would not match a column list.
 CREATE TRIGGER delegations_seq_is_immutable
-BEFORE UPDATE OF seq ON delegations
+BEFORE UPDATE ON delegations
 WHEN NEW.seq IS NOT OLD.seq
 BEGIN
     SELECT RAISE(ABORT, 'a delegation''s seq never changes');
+END;
+
+-- 0004's guard against `INSERT OR REPLACE` looked at id and message_id only: a REPLACE naming an existing
+-- seq deleted that row without its delete triggers (counts, search index) and took its key. (A seq left
+-- to SQLite is -1 in a BEFORE INSERT trigger, which matches no row.)
+DROP TRIGGER delegations_insert_never_replaces;
+CREATE TRIGGER delegations_insert_never_replaces
+BEFORE INSERT ON delegations
+WHEN EXISTS (SELECT 1 FROM delegations WHERE id = NEW.id OR message_id = NEW.message_id OR seq = NEW.seq)
+BEGIN
+    SELECT RAISE(ABORT, 'a delegation with this id, message_id or seq exists: delegations are never replaced');
 END;
 
 -- ---------------------------------------------------------------------------------------------

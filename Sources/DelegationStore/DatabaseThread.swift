@@ -16,16 +16,28 @@ final class DatabaseThread<Job: Sendable>: Sendable {
     private let wakeUp = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
 
+    /// `onIdle` runs on the thread each time `idle` passes with no job (housekeeping that must not wait for
+    /// the next job).
     init(
         name: String,
         database: sending Database,
+        idle: Duration? = nil,
+        onIdle: (@Sendable (Database) -> Void)? = nil,
         runBatch: @escaping @Sendable (Database, [Job]) -> Void
     ) {
         let box = UncheckedBox(database)
+        let idleTimeout = idle.map { DispatchTimeInterval.milliseconds(Int($0.components.seconds) * 1000 + Int($0.components.attoseconds / 1_000_000_000_000_000)) }
         let thread = Thread { [self] in
             let database = box.take()
             while true {
-                wakeUp.wait()
+                if let idleTimeout, let onIdle {
+                    if wakeUp.wait(timeout: .now() + idleTimeout) == .timedOut {
+                        onIdle(database)
+                        continue
+                    }
+                } else {
+                    wakeUp.wait()
+                }
                 let (jobs, stopping) = state.withLock { state in
                     defer { state.jobs.removeAll(keepingCapacity: true) }
                     return (state.jobs, state.stopping)

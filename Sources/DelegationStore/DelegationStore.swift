@@ -39,20 +39,16 @@ public final class DelegationStore: Sendable {
             let (writeConnection, migrated) = try Self.connect(configuration, writable: true)
             migratedAtOpen = migrated
             writerLockWaits = writeConnection.lockWaits
-            let searchIndex = SearchIndexSchedule()
+            let schedule = SearchIndexSchedule()
             let logger = logger
-            writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
-                GroupCommit.run(jobs, on: database, statistics: statistics)
-                guard searchIndex.due(after: jobs.count) else { return }
-                do {
-                    let indexed = try database.transaction(.immediate) { try SearchIndex.catchUp(database) }
-                    searchIndex.caughtUp(indexed: indexed)
-                    statistics.recordSearchCatchUp(rows: indexed)
-                } catch {
-                    // Searches stay exact (queued rows are matched on their text); only slower until it works.
-                    searchIndex.failed()
-                    logger.warning("could not catch the search index up; tried again later", metadata: ["error": "\(error)"])
+            writer = DatabaseThread(
+                name: "delegation-store-writer", database: writeConnection, idle: SearchIndexSchedule.interval,
+                onIdle: { database in
+                    SearchIndex.catchUpIfDue(database, schedule: schedule, writes: 0, statistics: statistics, logger: logger)
                 }
+            ) { database, jobs in
+                GroupCommit.run(jobs, on: database, statistics: statistics)
+                SearchIndex.catchUpIfDue(database, schedule: schedule, writes: jobs.count, statistics: statistics, logger: logger)
             }
         } else {
             migratedAtOpen = []

@@ -1,4 +1,5 @@
 package import SQLiteDatabase
+import Logging
 import Synchronization
 
 /// Catches the trigram search index up with the rows `delegation_search_queue` names (migration 0006).
@@ -11,39 +12,80 @@ package enum SearchIndex {
     /// Rows indexed per catch-up transaction: large enough to share a segment, small enough that the
     /// writer (and every worker waiting on it) is held only a few milliseconds.
     package static let batch = 512
+    /// Characters of text per catch-up transaction, whatever the number of rows: results run to 1 MiB
+    /// (`TextLimit`), and 512 of those took the writer ~50 s. At least one row is always taken.
+    package static let budget = 4_000_000
 
-    /// Indexes up to `limit` queued rows, oldest first, in the caller's transaction; returns how many.
+    /// Indexes queued rows, oldest first, up to `limit` rows and `budget` characters of text, in the
+    /// caller's transaction; returns how many.
     @discardableResult
-    package static func catchUp(_ database: Database, limit: Int = batch) throws -> Int {
+    package static func catchUp(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> Int {
+        // The text a row costs: what goes into the index and what comes out of it. The window runs over the
+        // first `limit` queued rows only; a row is taken while the text before it is within the budget.
         guard let bound = try database.queryFirst(
-            "SELECT max(seq), count(*) FROM (SELECT seq FROM delegation_search_queue ORDER BY seq LIMIT ?)", limit),
+            """
+            SELECT max(seq), count(*) FROM (
+                SELECT seq, size, sum(size) OVER (ORDER BY seq) AS running FROM (
+                    SELECT q.seq, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
+                                  + coalesce(length(q.old_result), 0) + coalesce(length(q.old_error), 0) AS size
+                    FROM delegation_search_queue q LEFT JOIN delegations d USING (seq)
+                    ORDER BY q.seq LIMIT ?1))
+            WHERE running - size < ?2
+            """, limit, budget),
             let last = bound[0].int, let count = bound[1].int, count > 0
         else { return 0 }
         // What the index holds for a row that changed since it was indexed goes first, with the text it was
         // indexed with (an external-content FTS5 index finds its entries from the values it is given).
+        // CROSS JOIN keeps the queue the outer loop: left to itself the planner walked delegations from
+        // seq 1 up to the batch's last seq, the whole table when the queue holds only recent rows.
         try database.execute(
             """
             INSERT INTO delegation_search (delegation_search, rowid, task, result, error)
             SELECT 'delete', q.seq, d.task, q.old_result, q.old_error
-            FROM delegation_search_queue q JOIN delegations d USING (seq)
+            FROM delegation_search_queue q CROSS JOIN delegations d USING (seq)
             WHERE q.seq <= ?1 AND q.indexed = 1
             """, last)
         try database.execute(
             """
             INSERT INTO delegation_search (rowid, task, result, error)
             SELECT d.seq, d.task, d.result, d.error
-            FROM delegation_search_queue q JOIN delegations d USING (seq)
+            FROM delegation_search_queue q CROSS JOIN delegations d USING (seq)
             WHERE q.seq <= ?1
             """, last)
         try database.execute("DELETE FROM delegation_search_queue WHERE seq <= ?1", last)
         return count
     }
+
+    /// Whether any row still waits (a batch cut short by its limits leaves a backlog).
+    package static func hasQueued(_ database: Database) throws -> Bool {
+        try database.queryFirst("SELECT EXISTS (SELECT 1 FROM delegation_search_queue)")?[0].int == 1
+    }
+
+    /// Catches up once in its own transaction if `schedule` says it is due, waiting at most a moment for
+    /// another process's lock (it can as well be done at the next chance). Called on the writer's thread
+    /// after a batch of writes, and when it has been idle for a second.
+    static func catchUpIfDue(
+        _ database: Database, schedule: SearchIndexSchedule, writes: Int, statistics: WriterStatistics, logger: Logger
+    ) {
+        guard schedule.due(after: writes) else { return }
+        do {
+            let (indexed, more) = try database.withLockWaitLimit(.milliseconds(100)) {
+                try database.transaction(.immediate) { (try catchUp(database), try hasQueued(database)) }
+            }
+            schedule.caughtUp(more: more)
+            statistics.recordSearchCatchUp(rows: indexed)
+        } catch {
+            // Searches stay exact (queued rows are matched on their text); only slower until it works.
+            schedule.failed()
+            logger.warning("could not catch the search index up; trying again in a second", metadata: ["error": "\(error)"])
+        }
+    }
 }
 
 /// When the writer catches the search index up: after `SearchIndex.batch` writes, or a second after the
-/// last catch-up when anything was written since, or at once again while a backlog remains (a database
-/// written by raw SQL, or by a build before 0006's queue was drained). Touched only by the writer thread;
-/// the lock only makes that checkable.
+/// last catch-up when anything was written since (checked after each batch of writes and when the writer
+/// has been idle a second), or at once again while a backlog remains (a batch cut short, rows written by
+/// raw SQL or by another process). Touched only by the writer thread; the lock only makes that checkable.
 final class SearchIndexSchedule: Sendable {
     private struct State {
         var writesSince = 0
@@ -63,12 +105,12 @@ final class SearchIndexSchedule: Sendable {
         }
     }
 
-    /// Records a catch-up that indexed `indexed` rows (a full batch means more may be waiting).
-    func caughtUp(indexed: Int) {
+    /// Records a catch-up; `more`: rows still wait (its batch was cut short), so the next chance takes them.
+    func caughtUp(more: Bool) {
         state.withLock { state in
             state.writesSince = 0
             state.last = ContinuousClock.now
-            state.backlog = indexed >= SearchIndex.batch
+            state.backlog = more
         }
     }
 

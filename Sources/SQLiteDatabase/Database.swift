@@ -59,6 +59,17 @@ public final class Database {
         csqlite_set_busy_handler(connection, busyState)
     }
 
+    /// Runs `body` waiting at most `limit` for another connection's lock, instead of the busy timeout: for
+    /// work that can as well be done at the next chance. Only this connection's thread reads the limit.
+    public func withLockWaitLimit<T>(_ limit: Duration, _ body: () throws -> T) rethrows -> T {
+        let saved = busyState.pointee.timeout
+        let (seconds, attoseconds) = limit.components
+        let milliseconds = min(Int64(saved), min(max(seconds, 0), 86_400) * 1000 + max(0, attoseconds / 1_000_000_000_000_000))
+        busyState.pointee.timeout = Int32(clamping: milliseconds)
+        defer { busyState.pointee.timeout = saved }
+        return try body()
+    }
+
     deinit {
         statementCache.removeAll()
         sqlite3_close_v2(handle)

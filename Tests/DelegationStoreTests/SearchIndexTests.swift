@@ -121,7 +121,8 @@ import Testing
         var left = -1
         while ContinuousClock.now < deadline {
             left = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
-            if left == 0 { break }
+            // The statistic is counted after the COMMIT the reader may already see.
+            if left == 0 && store.writerStatistics.searchRowsIndexed == 21 { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(left == 0, "every row indexed")
@@ -131,6 +132,66 @@ import Testing
             CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01"))
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
         await store.close()
+    }
+
+    /// After a burst the writer goes quiet: it catches the tail up by itself after a second idle.
+    @Test func theWriterCatchesUpTheTailOfABurstWhenIdle() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        _ = try await store.delegate(workspaceID: "ws", task: "first")  // the catch-up at open runs after this one
+        try await Task.sleep(for: .milliseconds(200))
+        for index in 0..<5 { _ = try await store.delegate(workspaceID: "ws", task: "tail \(index)") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        var left = -1
+        while ContinuousClock.now < deadline {
+            left = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(left == 0, "indexed with no further write")
+        await store.close()
+    }
+
+    /// A batch stops at its text budget (results run to 1 MiB): at least one row, never the whole queue.
+    @Test func aCatchUpStopsAtItsTextBudget() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        let big = String(repeating: "x", count: 3_000)
+        for index in 0..<4 { _ = try Self.insert(database, "big \(index) " + big) }
+        #expect(try SearchIndex.catchUp(database, budget: 1) == 1, "one row even past the budget")
+        #expect(try SearchIndex.catchUp(database, budget: 7_000) == 3, "then rows while the text before them fits")
+        #expect(try SearchIndex.hasQueued(database) == false)
+        #expect(Self.indexMatchesTable(database))
+    }
+
+    /// Raw SQL cannot take a row's key: neither INSERT OR REPLACE naming an existing seq (it would delete the
+    /// row without its delete triggers) nor an UPDATE of seq under any of its names.
+    @Test func aRowsKeyCannotBeTakenOrChanged() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        let seq = try Self.insert(database, "keep me")
+        try SearchIndex.catchUp(database)
+        func refused(_ sql: String) -> String {
+            do { try database.execute(sql, seq); return "" } catch { return "\(error)" }
+        }
+        #expect(refused("INSERT OR REPLACE INTO delegations (seq, workspace_id, task) VALUES (?, 'ws', 'stolen')").contains("never replaced"))
+        for name in ["seq", "rowid", "_rowid_", "oid"] {
+            #expect(refused("UPDATE delegations SET \(name) = 1000 WHERE seq = ?").contains("seq never changes"), "\(name)")
+        }
+        #expect(try Self.search(database, "keep me") == ["keep me"])
+        #expect(Self.indexMatchesTable(database))
+    }
+
+    /// LIKE metacharacters are literal on the queued path too, also when a combining mark follows them.
+    @Test func queuedRowsMatchLiterally() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        _ = try Self.insert(database, "grew 100%\u{301} today")
+        _ = try Self.insert(database, "grew 1000 today")
+        #expect(try Self.search(database, "100%\u{301}") == ["grew 100%\u{301} today"])
+        #expect(try Self.search(database, "0_0").isEmpty)
+        try SearchIndex.catchUp(database)
+        #expect(try Self.search(database, "100%\u{301}") == ["grew 100%\u{301} today"], "the index agrees")
     }
 
     /// What `check` says when the index and its queue disagree (raw SQL emptied the queue).

@@ -93,7 +93,7 @@ import Testing
         #expect(claimed.first { $0.task == "review the pull request" }?.takeovers == 1, "taken over from worker-a")
         #expect(try await store.renewLeases(worker: "new-worker", lease: .seconds(60)).count == 3)
         try await store.complete(id: claimed[0].id, worker: "new-worker", result: "finished after the upgrade")
-        #expect(try await search("after the upgrade") == [claimed[0].task], "a changed row is found before the index catches up")
+        #expect(try await search("after the upgrade") == [claimed[0].task], "a changed row is found (queued or indexed)")
         #expect(try await store.releaseLeases(worker: "new-worker").count == 2)
         let findings = try await store.check(
             CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01"))
