@@ -38,6 +38,8 @@ struct BenchOptions {
     var outboxClaims = 300
     var adminRows = 100_000
     var only: Set<String> = []
+    /// Leave the databases in --dir for a look afterwards.
+    var keep = false
     var directory = NSTemporaryDirectory() + "delegation-bench-\(UUID().uuidString.prefix(8))"
 
     static func parse(_ arguments: [String]) -> BenchOptions {
@@ -76,6 +78,7 @@ struct BenchOptions {
                 if let unknown = rows.first(where: { !BenchOptions.rows.contains($0) }) { usage("--only: unknown row \(unknown)") }
                 options.only.formUnion(rows)
             case "--dir": options.directory = next()
+            case "--keep": options.keep = true
             case "--help", "-h": usage(nil)
             default: usage("unknown argument \(arguments[index])")
             }
@@ -86,7 +89,7 @@ struct BenchOptions {
 
     static func usage(_ problem: String?) -> Never {
         let text = """
-            usage: delegation-bench [--only store,group,e2e,inflight,admin,longtasks,outbox] [--dir PATH]
+            usage: delegation-bench [--only store,group,e2e,inflight,admin,longtasks,outbox] [--dir PATH] [--keep]
                                     [--jobs N] [--group-jobs N] [--e2e N]
                                     [--inflight N] [--hold SECONDS] [--inflight-concurrency N] [--poll-interval SECONDS]
                                     [--longtasks N] [--long-hold SECONDS] [--long-timeout SECONDS]
@@ -222,7 +225,7 @@ struct Bench {
             if options.wants("longtasks") { try await timed("longtasks") { try await WorkerBench.longTasks(options, results) } }
             if options.wants("outbox") { try await timed("outbox") { try await OutboxBench.run(options, results) } }
             print("\n" + results.markdown)
-            try? FileManager.default.removeItem(atPath: options.directory)
+            if !options.keep { try? FileManager.default.removeItem(atPath: options.directory) }
         } catch {
             FileHandle.standardError.write(Data("delegation-bench: \(error)\n".utf8))
             exit(1)

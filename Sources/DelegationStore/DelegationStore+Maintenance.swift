@@ -28,6 +28,9 @@ extension DelegationStore {
     /// `archive` (when given) receives each batch inside its transaction, before the delete: if it throws,
     /// that batch is not deleted. `progress` hears the running total after each batch; `shouldStop` (or
     /// cancellation) ends it between two batches. Returns how many went.
+    /// The gap eviction leaves between two batches for other writers to take the lock.
+    static let evictionPause = Duration.milliseconds(2)
+
     @discardableResult
     public func evict(
         keep: Int?, olderThan: String?, batchSize: Int = 50,
@@ -53,6 +56,9 @@ extension DelegationStore {
             if deleted == 0 { return total }
             total += deleted
             progress?(total)
+            // SQLite's lock is not fair: right after its COMMIT this process would take the lock again before
+            // a worker's busy handler (polling every millisecond) looks, batch after batch.
+            try? await Task.sleep(for: Self.evictionPause)
         }
         return total
     }
