@@ -50,11 +50,12 @@ END;
 
 -- 0004's guard against `INSERT OR REPLACE` looked at id and message_id only: a REPLACE naming an existing
 -- seq deleted that row without its delete triggers (counts, search index) and took its key. (A seq left
--- to SQLite is -1 in a BEFORE INSERT trigger, which matches no row.)
+-- to SQLite is -1 in a BEFORE INSERT trigger: negative seqs are not compared, or one row with seq -1
+-- would refuse every later insert.)
 DROP TRIGGER delegations_insert_never_replaces;
 CREATE TRIGGER delegations_insert_never_replaces
 BEFORE INSERT ON delegations
-WHEN EXISTS (SELECT 1 FROM delegations WHERE id = NEW.id OR message_id = NEW.message_id OR seq = NEW.seq)
+WHEN EXISTS (SELECT 1 FROM delegations WHERE id = NEW.id OR message_id = NEW.message_id OR (NEW.seq >= 0 AND seq = NEW.seq))
 BEGIN
     SELECT RAISE(ABORT, 'a delegation with this id, message_id or seq exists: delegations are never replaced');
 END;

@@ -140,8 +140,10 @@ enum AdminBench {
         // 512 at a time; after a bulk load an operator rebuilds the index in one go instead, as here.
         try database.execute(
             script: """
+                BEGIN IMMEDIATE;
                 INSERT INTO delegation_search (delegation_search) VALUES ('rebuild');
                 DELETE FROM delegation_search_queue;
+                COMMIT;
                 PRAGMA wal_checkpoint(TRUNCATE); ANALYZE
                 """)
     }

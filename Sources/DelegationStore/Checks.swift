@@ -130,7 +130,7 @@ package enum Checks {
             name: "search_index", ok: indexOK,
             detail: indexOK
                 ? "every row is in the search index or queued for it (\(queued) queued), and nothing else"
-                : "\(missingFromIndex) row(s) missing from the search index, \(strayInIndex) stray entr(ies), \(misqueued) queue entr(ies) that do not match the index; rebuild it with INSERT INTO delegation_search (delegation_search) VALUES ('rebuild'); DELETE FROM delegation_search_queue"))
+                : "\(missingFromIndex) row(s) missing from the search index, \(strayInIndex) stray entr(ies), \(misqueued) queue entr(ies) that do not match the index; rebuild it with BEGIN IMMEDIATE; INSERT INTO delegation_search (delegation_search) VALUES ('rebuild'); DELETE FROM delegation_search_queue; COMMIT"))
 
         let drifted = try database.query(
             """

@@ -26,7 +26,11 @@ final class DatabaseThread<Job: Sendable>: Sendable {
         runBatch: @escaping @Sendable (Database, [Job]) -> Void
     ) {
         let box = UncheckedBox(database)
-        let idleTimeout = idle.map { DispatchTimeInterval.milliseconds(Int($0.components.seconds) * 1000 + Int($0.components.attoseconds / 1_000_000_000_000_000)) }
+        // Between a millisecond and a day: a zero timeout would spin, a huge one overflow.
+        let idleTimeout = idle.map {
+            DispatchTimeInterval.milliseconds(
+                max(1, Int(min(max($0.components.seconds, 0), 86_400) * 1000 + max(0, $0.components.attoseconds / 1_000_000_000_000_000))))
+        }
         let thread = Thread { [self] in
             let database = box.take()
             while true {

@@ -13,27 +13,36 @@ package enum SearchIndex {
     /// writer (and every worker waiting on it) is held only a few milliseconds.
     package static let batch = 512
     /// Characters of text per catch-up transaction, whatever the number of rows: results run to 1 MiB
-    /// (`TextLimit`), and 512 of those took the writer ~50 s. At least one row is always taken.
-    package static let budget = 4_000_000
+    /// (`TextLimit`), and indexing costs ~0.1 s per million characters here, so a batch of 512 large ones
+    /// would hold the writer for most of a minute. At least one row is always taken.
+    package static let budget = 500_000
 
     /// Indexes queued rows, oldest first, up to `limit` rows and `budget` characters of text, in the
     /// caller's transaction; returns how many.
     @discardableResult
     package static func catchUp(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> Int {
-        // The text a row costs: what goes into the index and what comes out of it. The window runs over the
-        // first `limit` queued rows only; a row is taken while the text before it is within the budget.
-        guard let bound = try database.queryFirst(
+        // The text a row costs: what goes into the index and what comes out of it. Stepped one row at a time
+        // and left as soon as the budget is spent: the text of rows not taken is never read.
+        let sizes = try database.statement(
             """
-            SELECT max(seq), count(*) FROM (
-                SELECT seq, size, sum(size) OVER (ORDER BY seq) AS running FROM (
-                    SELECT q.seq, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
-                                  + coalesce(length(q.old_result), 0) + coalesce(length(q.old_error), 0) AS size
-                    FROM delegation_search_queue q LEFT JOIN delegations d USING (seq)
-                    ORDER BY q.seq LIMIT ?1))
-            WHERE running - size < ?2
-            """, limit, budget),
-            let last = bound[0].int, let count = bound[1].int, count > 0
-        else { return 0 }
+            SELECT q.seq, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
+                          + coalesce(length(q.old_result), 0) + coalesce(length(q.old_error), 0)
+            FROM delegation_search_queue q LEFT JOIN delegations d USING (seq)
+            ORDER BY q.seq LIMIT ?
+            """, [max(1, limit)])
+        defer { sizes.reset() }
+        var last: Int?
+        var count = 0
+        var text = 0
+        while try sizes.step() {
+            guard let seq = sizes.value(at: 0).int else { break }
+            last = seq
+            count += 1
+            text += max(0, sizes.value(at: 1).int ?? 0)
+            if text >= budget { break }
+        }
+        sizes.reset()
+        guard let last else { return 0 }
         // What the index holds for a row that changed since it was indexed goes first, with the text it was
         // indexed with (an external-content FTS5 index finds its entries from the values it is given).
         // CROSS JOIN keeps the queue the outer loop: left to itself the planner walked delegations from
@@ -75,9 +84,11 @@ package enum SearchIndex {
             schedule.caughtUp(more: more)
             statistics.recordSearchCatchUp(rows: indexed)
         } catch {
-            // Searches stay exact (queued rows are matched on their text); only slower until it works.
+            // Searches stay exact (queued rows are matched on their text); only slower until it works. Another
+            // process holding the lock (a VACUUM, a long evict) is routine: not worth a warning a second.
             schedule.failed()
-            logger.warning("could not catch the search index up; trying again in a second", metadata: ["error": "\(error)"])
+            let level: Logger.Level = (error as? SQLiteError)?.isBusy == true ? .debug : .warning
+            logger.log(level: level, "could not catch the search index up; trying again in a second", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -64,6 +64,11 @@ public final class Statement {
         }
     }
 
+    /// Ends a statement left before its last row, so that it holds nothing (cached statements are reused).
+    public func reset() {
+        sqlite3_reset(handle)
+    }
+
     /// Advances one row: true while a row is available, false when the statement is done.
     public func step() throws(SQLiteError) -> Bool {
         let code = sqlite3_step(handle)
