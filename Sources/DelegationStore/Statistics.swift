@@ -51,15 +51,11 @@ package enum Statistics {
         var values: [String: Double] = [:]
         if total > 0 {
             let ranks = wanted.map { ($0.0, min(total - 1, Int((Double(total) * $0.1).rounded(.up)) - 1)) }
-            // One sort inside SQLite and three rows out: a day's durations never cross into Swift row by row.
-            let picked = try database.query(
-                """
-                SELECT rank, seconds FROM (
-                    SELECT seconds, row_number() OVER (ORDER BY seconds) - 1 AS rank FROM (\(durations)))
-                WHERE rank IN (SELECT value FROM json_each(?2))
-                """, windowStart, "[" + ranks.map { String($0.1) }.joined(separator: ",") + "]")
-            for row in picked {
-                for (name, rank) in ranks where rank == row[0].int { values[name] = row[1].double }
+            // Streamed from a sorted scan (a window function numbering the rows took three times as long).
+            var index = 0
+            try database.forEachRow("\(durations) ORDER BY seconds", arguments: [windowStart]) { row in
+                for (name, rank) in ranks where rank == index { values[name] = row[0].double }
+                index += 1
             }
         }
         figures.timeToComplete = values
