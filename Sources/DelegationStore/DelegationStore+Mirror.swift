@@ -20,6 +20,15 @@ extension DelegationStore {
         }
     }
 
+    /// Several accepted calls marked in one statement (and audited in one); returns the ids `worker` still
+    /// held. One operation for the batch, where `outboxDelivered(_:worker:status:)` is one per call.
+    public func outboxDelivered(_ deliveries: [(item: OutboxItem, status: Int)], worker: String) async throws -> Set<Int> {
+        let deliveries = deliveries.map { Delivery(item: $0.item, status: $0.status) }
+        return try await write("marking outbox items delivered") { database in
+            try Outbox.delivered(database, items: deliveries.map { ($0.item, $0.status) }, worker: worker)
+        }
+    }
+
     /// Not delivered this time (platform down, 5xx): tried again after `delay`.
     public func outboxRetry(_ item: OutboxItem, worker: String, error: String, after delay: Duration) async throws {
         try await write("rescheduling an outbox item") {
@@ -75,4 +84,10 @@ extension DelegationStore {
             try PeerCancels.release(database, worker: worker)
         }
     }
+}
+
+/// One accepted mirror call, as the batch mark carries it across to the writer.
+private struct Delivery: Sendable {
+    let item: OutboxItem
+    let status: Int
 }

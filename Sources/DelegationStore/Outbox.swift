@@ -44,6 +44,38 @@ package enum Outbox {
         return changed == 1
     }
 
+    /// Several calls the platform accepted, marked in one statement and audited in one (issue 13: one
+    /// statement per batch rather than one operation per call). Returns the ids this worker still held
+    /// (the others are not marked twice).
+    package static func delivered(_ database: Database, items: [(item: OutboxItem, status: Int)], worker: String) throws -> Set<Int> {
+        guard !items.isEmpty else { return [] }
+        let ids = SQLArgument.jsonArray(items.map(\.item.id))
+        let marked = Set(
+            try database.query(
+                """
+                UPDATE platform_outbox SET delivered_at = \(Transitions.now), lease_owner = NULL, lease_expires_at = NULL,
+                    last_error = NULL
+                WHERE id IN (SELECT value FROM json_each(?1)) AND lease_owner = ?2 AND delivered_at IS NULL
+                RETURNING id
+                """, ids, worker
+            ).compactMap { $0[0].int })
+        guard !marked.isEmpty else { return [] }
+        let taken = items.filter { marked.contains($0.item.id) }
+        // In the order given: the n-th delegation id with the n-th detail.
+        try database.execute(
+            """
+            INSERT INTO delegation_events (delegation_id, kind, attempt, worker, detail)
+            SELECT d.id, 'mirror', d.attempts, ?3, detail.value
+            FROM json_each(?1) AS delegation JOIN json_each(?2) AS detail ON detail.key = delegation.key
+            JOIN delegations d ON d.id = delegation.value
+            ORDER BY delegation.key
+            """,
+            SQLArgument.jsonArray(taken.map(\.item.delegationID)),
+            SQLArgument.jsonArray(taken.map { "\($0.item.kind.rawValue) delivered to the platform (HTTP \($0.status))" }),
+            worker)
+        return marked
+    }
+
     /// Not delivered this time (platform down, 5xx): try again after `delay`.
     package static func retry(_ database: Database, item: OutboxItem, worker: String, error: String, delay: Duration) throws {
         try database.execute(

@@ -36,6 +36,8 @@ public final class DelegationWorker: Service, Sendable {
     /// finishes (the next one of its delegation is due).
     private let outbox = Mutex((inFlight: Set<Int>(), idle: false))
     private let outboxProgress = WakeUp()
+    /// Delivered mirror calls are marked through it, many in one statement when they finish together.
+    private let deliveryMarks: DeliveryMarks
     /// Fired when shutdown starts: no more claims.
     private let draining = OneShotSignal()
     /// Fired when in-flight work is over and leases are released: the background loops stop.
@@ -59,6 +61,7 @@ public final class DelegationWorker: Service, Sendable {
             transport: transport, baseURL: configuration.platformURL, workspaceID: configuration.workspaceID,
             token: configuration.token, timeout: configuration.platformTimeout)
         peers = PeerDirectory(store: store, transport: transport)
+        deliveryMarks = DeliveryMarks(store: store, worker: configuration.workerID)
         processor = DelegationProcessor(
             store: store, configuration: configuration, platform: platform, transport: transport, peers: peers,
             inFlight: inFlight, metrics: metrics, logger: logger)
@@ -339,7 +342,7 @@ public final class DelegationWorker: Service, Sendable {
             switch answer.status {
             case 200..<300:
                 try await persistently("the \(item.kind.rawValue) call's delivery", logger: logger) {
-                    try await store.outboxDelivered(item, worker: worker, status: answer.status)
+                    _ = try await deliveryMarks.mark(item, status: answer.status)
                 }
             case 401, 408, 425, 429, 500...599:
                 let error = "HTTP \(answer.status): \(answer.excerpt)"
