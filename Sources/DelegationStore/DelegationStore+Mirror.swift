@@ -20,12 +20,12 @@ extension DelegationStore {
         }
     }
 
-    /// Several accepted calls marked in one statement (and audited in one); returns the ids `worker` still
-    /// held. One operation for the batch, where `outboxDelivered(_:worker:status:)` is one per call.
-    public func outboxDelivered(_ deliveries: [(item: OutboxItem, status: Int)], worker: String) async throws -> Set<Int> {
-        let deliveries = deliveries.map { Delivery(item: $0.item, status: $0.status) }
-        return try await write("marking outbox items delivered") { database in
-            try Outbox.delivered(database, items: deliveries.map { ($0.item, $0.status) }, worker: worker)
+    /// Several accepted calls marked in one statement (and audited in one): one writer operation for the
+    /// batch. Answers each entry in order: true when `worker` still held the call and this entry marked it
+    /// (a call listed twice is marked once).
+    public func outboxDelivered(_ deliveries: [(item: OutboxItem, status: Int)], worker: String) async throws -> [Bool] {
+        try await write("marking outbox items delivered") { database in
+            try Outbox.delivered(database, items: deliveries, worker: worker)
         }
     }
 
@@ -86,8 +86,3 @@ extension DelegationStore {
     }
 }
 
-/// One accepted mirror call, as the batch mark carries it across to the writer.
-private struct Delivery: Sendable {
-    let item: OutboxItem
-    let status: Int
-}

@@ -45,11 +45,11 @@ package enum Outbox {
     }
 
     /// Several calls the platform accepted, marked in one statement and audited in one (issue 13: one
-    /// statement per batch rather than one operation per call). Returns the ids this worker still held
-    /// (the others are not marked twice).
-    package static func delivered(_ database: Database, items: [(item: OutboxItem, status: Int)], worker: String) throws -> Set<Int> {
+    /// statement per batch rather than one operation per call). Answers each entry in order: true when
+    /// this worker still held the call and this entry marked it (a call twice in the list is marked and
+    /// audited once, for its first entry).
+    package static func delivered(_ database: Database, items: [(item: OutboxItem, status: Int)], worker: String) throws -> [Bool] {
         guard !items.isEmpty else { return [] }
-        let ids = SQLArgument.jsonArray(items.map(\.item.id))
         let marked = Set(
             try database.query(
                 """
@@ -57,10 +57,12 @@ package enum Outbox {
                     last_error = NULL
                 WHERE id IN (SELECT value FROM json_each(?1)) AND lease_owner = ?2 AND delivered_at IS NULL
                 RETURNING id
-                """, ids, worker
+                """, SQLArgument.jsonArray(items.map(\.item.id)), worker
             ).compactMap { $0[0].int })
-        guard !marked.isEmpty else { return [] }
-        let taken = items.filter { marked.contains($0.item.id) }
+        var audited = Set<Int>()
+        let answers = items.map { marked.contains($0.item.id) && audited.insert($0.item.id).inserted }
+        let taken = zip(items, answers).filter(\.1).map(\.0)
+        guard !taken.isEmpty else { return answers }
         // In the order given: the n-th delegation id with the n-th detail.
         try database.execute(
             """
@@ -73,7 +75,7 @@ package enum Outbox {
             SQLArgument.jsonArray(taken.map(\.item.delegationID)),
             SQLArgument.jsonArray(taken.map { "\($0.item.kind.rawValue) delivered to the platform (HTTP \($0.status))" }),
             worker)
-        return marked
+        return answers
     }
 
     /// Not delivered this time (platform down, 5xx): try again after `delay`.
