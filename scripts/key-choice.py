@@ -39,20 +39,24 @@ claim=f"""UPDATE delegations SET status='in_progress', attempts=attempts+1, leas
   WHERE id IN (SELECT id FROM delegations INDEXED BY delegations_pending WHERE status='pending' AND next_run_at <= {now} ORDER BY next_run_at LIMIT 1) RETURNING id"""
 complete=f"""UPDATE delegations SET status='completed', result='done', finished_at={now}, lease_owner=NULL, lease_expires_at=NULL, updated_at={now}
   WHERE id=? AND lease_owner='w' AND status='in_progress'"""
-def run(key, history):
-    path=f'{DIR}/key-{key}.db'
+def fresh(name, key, history):
+    """A new database of `key`'s schema holding `history` finished delegations (so the B-trees have depth)."""
+    path=f'{DIR}/{name}-{key}.db'
     for s in ['','-wal','-shm']:
         if os.path.exists(path+s): os.remove(path+s)
     db=sqlite3.connect(path, isolation_level=None)
     db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
     db.executescript(schema(key))
-    # a finished history first, so the B-trees have depth
     db.execute('BEGIN')
     for i in range(history):
-        db.execute("INSERT INTO delegations (id, workspace_id, task, message_id, status) VALUES (?, 'ws', ?, ?, 'pending')", (str(uuid.uuid4()), f'old task {i}', str(uuid.uuid4())))
-    db.execute(f"UPDATE delegations SET status='in_progress', lease_owner='h', lease_expires_at='x'")
+        db.execute("INSERT INTO delegations (id, workspace_id, task, message_id) VALUES (?, 'ws', ?, ?)", (str(uuid.uuid4()), f'old task {i}', str(uuid.uuid4())))
+    db.execute("UPDATE delegations SET status='in_progress', lease_owner='h', lease_expires_at='x'")
     db.execute(f"UPDATE delegations SET status='completed', result='r', finished_at={now}, lease_owner=NULL, lease_expires_at=NULL")
     db.execute('COMMIT')
+    return db, path
+
+def run(key, history):
+    db, path=fresh('key', key, history)
     db.execute('PRAGMA wal_autocheckpoint=0'); db.execute('PRAGMA wal_checkpoint(TRUNCATE)')
     w=lambda: os.path.getsize(path+'-wal')
     a=w(); t0=time.perf_counter()
@@ -70,28 +74,11 @@ def run(key, history):
     assert len(ids)==N
     f=lambda x: x/4120/N
     print(f"{key:8s} history {history:7d}: pages enqueue {f(b-a):5.1f} claim {f(c-b):5.1f} complete {f(d-c):5.1f} | µs enqueue {(t1-t0)/N*1e6:4.0f} claim {(t2-t1)/N*1e6:4.0f} complete {(t3-t2)/N*1e6:4.0f}", flush=True)
-import sys
-if len(sys.argv) == 1:
-    for history in (0, 200000):
-        for rep in range(2):
-            for key in ('integer','text'):
-                run(key, history)
 
 def cpu(key, history=100000, reps=3):
     out=[]
     for r in range(reps):
-        path=f'{DIR}/keycpu-{key}.db'
-        for s in ['','-wal','-shm']:
-            if os.path.exists(path+s): os.remove(path+s)
-        db=sqlite3.connect(path, isolation_level=None)
-        db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
-        db.executescript(schema(key))
-        db.execute('BEGIN')
-        for i in range(history):
-            db.execute("INSERT INTO delegations (id, workspace_id, task, message_id) VALUES (?, 'ws', ?, ?)", (str(uuid.uuid4()), f'old task {i}', str(uuid.uuid4())))
-        db.execute(f"UPDATE delegations SET status='in_progress', lease_owner='h', lease_expires_at='x'")
-        db.execute(f"UPDATE delegations SET status='completed', result='r', finished_at={now}, lease_owner=NULL, lease_expires_at=NULL")
-        db.execute('COMMIT')
+        db, _=fresh('keycpu', key, history)
         pages=db.execute('PRAGMA page_count').fetchone()[0]
         t0=time.perf_counter(); db.execute('BEGIN')
         for i in range(N):
@@ -101,9 +88,13 @@ def cpu(key, history=100000, reps=3):
         for id in ids: db.execute(complete, (id,))
         db.execute('COMMIT'); out.append((time.perf_counter()-t0)/N*1e6)
     print(f"{key:8s} {history} finished rows ({pages} pages = {pages*4/1024:.0f} MB): enqueue+claim+complete in one transaction {min(out):.0f} µs per delegation (best of {reps}: {', '.join(f'{x:.0f}' for x in out)})", flush=True)
-import sys
-if len(sys.argv)>1 and sys.argv[1]=='cpu':
+if len(sys.argv) > 1 and sys.argv[1] == 'cpu':
     for key in ('integer','text'): cpu(key)
+else:
+    for history in (0, 200000):
+        for rep in range(2):
+            for key in ('integer','text'):
+                run(key, history)
 
 import shutil
 shutil.rmtree(DIR, ignore_errors=True)

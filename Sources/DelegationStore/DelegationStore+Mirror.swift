@@ -11,18 +11,10 @@ extension DelegationStore {
         try await write("claiming outbox items") { try Outbox.claim($0, worker: worker, limit: limit, lease: lease) }
     }
 
-    /// The platform accepted `item` (HTTP `status`). Audited as a `mirror` event; lets the next call of
-    /// its delegation go. False when this worker no longer held it.
-    @discardableResult
-    public func outboxDelivered(_ item: OutboxItem, worker: String, status: Int) async throws -> Bool {
-        try await write("marking an outbox item delivered") {
-            try Outbox.delivered($0, item: item, worker: worker, status: status)
-        }
-    }
-
-    /// Several accepted calls marked in one statement (and audited in one): one writer operation for the
-    /// batch. Answers each entry in order: true when `worker` still held the call and this entry marked it
-    /// (a call listed twice is marked once).
+    /// Accepted calls (HTTP `status`), marked in one statement and audited as `mirror` events in one: one
+    /// writer operation for the batch; each lets the next call of its delegation go. Answers each entry in
+    /// order: true when `worker` still held the call and this entry marked it (a call listed twice is
+    /// marked once).
     public func outboxDelivered(_ deliveries: [(item: OutboxItem, status: Int)], worker: String) async throws -> [Bool] {
         try await write("marking outbox items delivered") { database in
             try Outbox.delivered(database, items: deliveries, worker: worker)

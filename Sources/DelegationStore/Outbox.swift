@@ -30,18 +30,7 @@ package enum Outbox {
     /// The platform accepted it. False when this worker no longer held it (it will not be marked twice).
     @discardableResult
     package static func delivered(_ database: Database, item: OutboxItem, worker: String, status: Int) throws -> Bool {
-        let changed = try database.execute(
-            """
-            UPDATE platform_outbox SET delivered_at = \(Transitions.now), lease_owner = NULL, lease_expires_at = NULL,
-                last_error = NULL
-            WHERE id = ?1 AND lease_owner = ?2 AND delivered_at IS NULL
-            """, item.id, worker)
-        if changed == 1 {
-            try Transitions.recordEvent(
-                database, id: item.delegationID, kind: "mirror", worker: worker,
-                detail: "\(item.kind.rawValue) delivered to the platform (HTTP \(status))")
-        }
-        return changed == 1
+        try delivered(database, items: [(item, status)], worker: worker).first ?? false
     }
 
     /// Several calls the platform accepted, marked in one statement and audited in one (issue 13: one

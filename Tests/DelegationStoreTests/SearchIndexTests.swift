@@ -128,8 +128,7 @@ import Testing
         #expect(left == 0, "every row indexed")
         #expect(store.writerStatistics.searchRowsIndexed == 21)
         #expect(try await store.list(DelegationQuery(search: "job 1")).count == 11, "job 1 and job 10 to 19")
-        let findings = try await store.check(
-            CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01"))
+        let findings = try await store.check(.nothingIsOld)
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
         await store.close()
     }
@@ -201,9 +200,7 @@ import Testing
         _ = try Self.insert(database, "lost")
         try database.execute("DELETE FROM delegation_search_queue")
         let store = try DelegationStore(StoreConfiguration(path: directory.file("search.db"), access: .readOnly))
-        let finding = try await store.check(
-            CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01")
-        ).first { $0.name == "search_index" }
+        let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
         #expect(finding?.ok == false)
         #expect(finding?.detail.contains("1 row(s) missing from the search index") == true, "\(String(describing: finding))")
         await store.close()

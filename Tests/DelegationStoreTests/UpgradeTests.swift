@@ -8,6 +8,10 @@ import Testing
 /// A database made by an earlier build upgrades in place with its history intact, and the mirror's
 /// waiting calls leave the due index (migration 0004).
 @Suite struct UpgradeTests {
+    /// Every event and every mirror call of a file, one line each: compared before and after an upgrade.
+    static let eventsRead = "SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id"
+    static let outboxRead = "SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id"
+
     /// `Tests/Fixtures/main-f131009.sqlite`: made by main at f131009 (schema 3) with the demo's six settled
     /// delegations plus rows pending, in progress, queued, cancelled, an old-style follow-up, and mirror
     /// calls undelivered and waiting behind an earlier one.
@@ -19,8 +23,8 @@ import Testing
         try FileManager.default.copyItem(atPath: Self.fixture, toPath: path)
         let before = RawConnection(path)
         let rows = before.column("SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id")
-        let events = before.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id")
-        let outbox = before.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id")
+        let events = before.column(Self.eventsRead)
+        let outbox = before.column(Self.outboxRead)
         #expect(before.value("SELECT max(version) FROM schema_migrations") == "3")
         #expect(rows.count == 12 && events.count > 50)
 
@@ -28,8 +32,8 @@ import Testing
         let after = RawConnection(path)
         #expect(after.value("SELECT max(version) FROM schema_migrations") == String(Migration.all.last!.version))
         #expect(after.column("SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id") == rows)
-        #expect(after.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id") == events, "every event kept")
-        #expect(after.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id") == outbox)
+        #expect(after.column(Self.eventsRead) == events, "every event kept")
+        #expect(after.column(Self.outboxRead) == outbox)
         #expect(after.column("PRAGMA foreign_key_check").isEmpty)
         #expect(after.value("PRAGMA integrity_check") == "ok")
 
@@ -62,8 +66,8 @@ import Testing
         try FileManager.default.copyItem(atPath: Self.schema5Fixture, toPath: path)
         let before = RawConnection(path)
         let rows = before.column("SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq")
-        let events = before.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id")
-        let outbox = before.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id")
+        let events = before.column(Self.eventsRead)
+        let outbox = before.column(Self.outboxRead)
         #expect(before.value("SELECT max(version) FROM schema_migrations") == "5")
         #expect(rows.count == 7 && events.count == 18 && outbox.count == 12)
 
@@ -71,8 +75,8 @@ import Testing
         #expect(store.migratedAtOpen == [6])
         let after = RawConnection(path)
         #expect(after.column("SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq") == rows)
-        #expect(after.column("SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id") == events, "every event kept")
-        #expect(after.column("SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id") == outbox)
+        #expect(after.column(Self.eventsRead) == events, "every event kept")
+        #expect(after.column(Self.outboxRead) == outbox)
         #expect(after.value("PRAGMA integrity_check") == "ok")
         #expect(after.value("SELECT count(*) FROM delegation_search_queue") == "0", "0005 indexed every row; none waits")
         #expect(after.run("INSERT INTO delegation_search (delegation_search, rank) VALUES ('integrity-check', 1)").code == 0,
@@ -95,8 +99,7 @@ import Testing
         try await store.complete(id: claimed[0].id, worker: "new-worker", result: "finished after the upgrade")
         #expect(try await search("after the upgrade") == [claimed[0].task], "a changed row is found (queued or indexed)")
         #expect(try await store.releaseLeases(worker: "new-worker").count == 2)
-        let findings = try await store.check(
-            CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01"))
+        let findings = try await store.check(.nothingIsOld)
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
         await store.close()
     }

@@ -289,3 +289,8 @@ public func eventually(
     }
     return try await condition()
 }
+
+extension CheckThresholds {
+    /// Nothing counts as stale, stuck or long queued: `check` then reports only what is wrong whatever the time.
+    public static let nothingIsOld = CheckThresholds(staleBefore: "2000-01-01", stuckBefore: "2000-01-01", queuedBefore: "2000-01-01")
+}
