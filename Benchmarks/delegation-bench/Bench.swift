@@ -37,6 +37,8 @@ struct BenchOptions {
     var outboxLarge = 100_000
     var outboxClaims = 300
     var adminRows = 100_000
+    /// A history kept by an earlier `--only admin --keep` run, copied instead of generated (minutes at 1M rows).
+    var adminFrom: String?
     var only: Set<String> = []
     /// Leave the databases in --dir for a look afterwards.
     var keep = false
@@ -73,6 +75,7 @@ struct BenchOptions {
             case "--outbox-large": options.outboxLarge = int("--outbox-large", 24...10_000_000)
             case "--outbox-claims": options.outboxClaims = int("--outbox-claims")
             case "--admin-rows": options.adminRows = int("--admin-rows")
+            case "--admin-from": options.adminFrom = next()
             case "--only":
                 let rows = next().split(separator: ",").map(String.init)
                 if let unknown = rows.first(where: { !BenchOptions.rows.contains($0) }) { usage("--only: unknown row \(unknown)") }
@@ -93,7 +96,7 @@ struct BenchOptions {
                                     [--jobs N] [--group-jobs N] [--e2e N]
                                     [--inflight N] [--hold SECONDS] [--inflight-concurrency N] [--poll-interval SECONDS]
                                     [--longtasks N] [--long-hold SECONDS] [--long-timeout SECONDS]
-                                    [--outbox-small N] [--outbox-large N] [--outbox-claims N] [--admin-rows N]
+                                    [--outbox-small N] [--outbox-large N] [--outbox-claims N] [--admin-rows N] [--admin-from PATH]
 
               store      1. enqueue/claim/complete through the store vs the same SQL through the C API (--jobs, 20000)
               group      2. 64 tasks claiming and completing through one store (--group-jobs, 20000)
@@ -102,7 +105,8 @@ struct BenchOptions {
                             peak RSS vs the same worker idle, executions per messageId, claim-to-completion
                             (--inflight-concurrency: the worker's --concurrency, default one slot per delegation;
                 --poll-interval: the worker's, 5 s, for rows 4 and 6)
-              admin      5. the admin CLI on a big history, evict beside a worker (--admin-rows, 100000)
+              admin      5. the admin CLI on a big history, evict beside a worker (--admin-rows, 100000;
+                            --admin-from: copy the admin.db an earlier --keep run left instead of generating one)
               longtasks  6. tasks of --long-hold s (1000, 30 s) with the worker's --timeout --long-timeout (5):
                             each executed exactly once, all complete, claim-to-completion
               outbox     7. claiming mirror calls with --outbox-small vs --outbox-large waiting (1000, 100000),
