@@ -166,25 +166,6 @@ public final class Database {
         while try statement.step() { try body(statement.currentRow()) }
     }
 
-    /// The first column of every row as a number, and how many rows had NULL there instead: for scans of
-    /// tens of thousands of rows (a day's durations), where a `Row` each would be most of the cost.
-    public func doubles(
-        _ sql: String, arguments: [any SQLiteBindable] = []
-    ) throws(SQLiteError) -> (values: [Double], nulls: Int) {
-        let statement = try statement(sql, arguments)
-        defer { sqlite3_reset(statement.handle) }
-        var values: [Double] = []
-        var nulls = 0
-        while try statement.step() {
-            if sqlite3_column_type(statement.handle, 0) == SQLITE_NULL {
-                nulls += 1
-            } else {
-                values.append(sqlite3_column_double(statement.handle, 0))
-            }
-        }
-        return (values, nulls)
-    }
-
     public var changes: Int { Int(sqlite3_changes(handle)) }
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 

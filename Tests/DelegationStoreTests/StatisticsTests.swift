@@ -41,11 +41,41 @@ import Testing
 
         let plans = try await store.read { database in
             try database.query(
-                "EXPLAIN QUERY PLAN SELECT count(*) FROM delegations INDEXED BY delegations_finished WHERE \(Eviction.finished) AND status = 'completed' AND finished_at >= ?",
+                """
+                EXPLAIN QUERY PLAN SELECT created_at >= ?1, attempts, status = 'completed',
+                    CASE WHEN status = 'completed' THEN (julianday(finished_at) - julianday(created_at)) * 86400.0 END
+                FROM delegations INDEXED BY delegations_finished WHERE \(Eviction.finished) AND finished_at >= ?1
+                """,
                 "2026-11-01"
             ).compactMap { $0["detail"].string }
         }
         #expect(plans.contains { $0.contains("COVERING INDEX delegations_finished") }, "\(plans)")
+        await store.close()
+    }
+
+    /// Raw SQL can write any text as created_at: such a row counts as completed, with no duration, and
+    /// the percentiles are those of the rows that have one (sorted first as NULL, it used to take a rank).
+    @Test func aCompletionWithAnUnreadableCreationTimeCountsWithoutADuration() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        try await store.write("history") { database in
+            for (created, seconds) in [("2026-11-01T00:00:00.000Z", 10), ("2026-11-01T00:00:00.000Z", 20),
+                                       ("2026-11-01T00:00:00.000Z", 30), ("not a time", 5)] {
+                let seq = try database.queryFirst(
+                    "INSERT INTO delegations (workspace_id, task, created_at) VALUES ('ws', 'job', ?) RETURNING seq", created)?[0].int ?? -1
+                try database.execute(
+                    "UPDATE delegations SET status = 'in_progress', attempts = 1, lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE seq = ?1",
+                    seq)
+                try database.execute(
+                    """
+                    UPDATE delegations SET status = 'completed', result = 'ok',
+                        finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-01T00:00:00.000Z', ?2) WHERE seq = ?1
+                    """, seq, "+\(seconds) seconds")
+            }
+        }
+        let figures = try await store.statistics(windowStart: "2026-11-01T00:00:00.000Z")
+        #expect(figures.completedInWindow == 4)
+        #expect(figures.timeToComplete.mapValues { $0.rounded() } == ["p50": 20, "p95": 30, "p99": 30], "\(figures.timeToComplete)")
         await store.close()
     }
 }
