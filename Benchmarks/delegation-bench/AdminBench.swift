@@ -26,7 +26,12 @@ enum AdminBench {
             // Its timestamps are those of the run that made it: stats' 24-hour window holds what that run
             // (and any evict or worker loop since) left in it, so figures from one copy drift as it ages.
             let recent = try queryInt(
-                copy, "SELECT count(*) FROM delegations WHERE status = 'completed' AND finished_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')")
+                copy,
+                """
+                SELECT count(*) FROM delegations INDEXED BY delegations_finished
+                WHERE status IN ('completed', 'failed', 'cancelled') AND status = 'completed'
+                  AND finished_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')
+                """)
             print("\n5. admin at scale: \(rows) delegations copied from \(source) (\(recent) completed in the last 24 h;"
                   + " --admin-rows is not used)")
         } else {
@@ -65,7 +70,9 @@ enum AdminBench {
         try StoreBench.seed(path, count: 20_000, workspace: "ws-live", source: nil, task: "live")
         // The seed's pages copied into the file now, not by the first commit of the loop (that commit took
         // 150–190 ms and became the "alone" baseline's worst).
-        _ = try openDatabase(path).queryFirst("PRAGMA wal_checkpoint(TRUNCATE)")
+        guard try openDatabase(path).queryFirst("PRAGMA wal_checkpoint(TRUNCATE)")?[0].int == 0 else {
+            throw BenchError("could not checkpoint \(path) before the worker loop")
+        }
         let store = try DelegationStore(StoreConfiguration(path: path, sourceWorkspaceID: "bench"), logger: quietLogger("bench"))
         let reader = try openDatabase(path, readOnly: true)
         let stop = Locked(false)

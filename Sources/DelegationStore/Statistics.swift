@@ -25,13 +25,7 @@ package enum Statistics {
         var attempts: [Int: Int] = [:]
         var durations: [Double] = []
         var completed = 0
-        let finished = try database.statement(
-            """
-            SELECT created_at >= ?1, attempts, status = 'completed',
-                   CASE WHEN status = 'completed' THEN (julianday(finished_at) - julianday(created_at)) * 86400.0 END
-            FROM delegations INDEXED BY delegations_finished
-            WHERE \(Eviction.finished) AND finished_at >= ?1
-            """, [windowStart])
+        let finished = try database.statement(finishedInWindow, [windowStart])
         defer { finished.reset() }
         while try finished.step() {
             if finished.value(at: 0).int == 1 { attempts[finished.value(at: 1).int ?? 0, default: 0] += 1 }
@@ -69,6 +63,15 @@ package enum Statistics {
         figures.peerCancelsPending = try database.queryFirst("SELECT count(*) FROM peer_cancels WHERE done_at IS NULL")?[0].int ?? 0
         return figures
     }
+
+    /// The window's finished rows (?1: its start), from the index alone: created in the window, attempts,
+    /// completed, and the seconds a completed one took (NULL when julianday cannot read a timestamp).
+    package static let finishedInWindow = """
+        SELECT created_at >= ?1, attempts, status = 'completed',
+               CASE WHEN status = 'completed' THEN (julianday(finished_at) - julianday(created_at)) * 86400.0 END
+        FROM delegations INDEXED BY delegations_finished
+        WHERE \(Eviction.finished) AND finished_at >= ?1
+        """
 
     /// Rows per status, as the schema keeps them (`delegation_counts`, migration 0005): constant time.
     package static func rowCounts(_ database: Database) throws -> [DelegationStatus: Int] {

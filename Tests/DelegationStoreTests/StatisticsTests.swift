@@ -27,6 +27,11 @@ import Testing
                     """, seq, "+\(seconds) seconds")
             }
             for _ in 0..<3 { try database.execute("INSERT INTO delegations (workspace_id, task, created_at) VALUES ('ws', 'live', '2026-11-02T00:00:00.000Z')") }
+            // A failure in the window after three attempts: in the attempts, not among the completions.
+            try database.execute("INSERT INTO delegations (workspace_id, task, created_at) VALUES ('ws', 'doomed', '2026-11-02T00:00:00.000Z')")
+            try database.execute(
+                "UPDATE delegations SET status = 'in_progress', attempts = 3, lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE task = 'doomed'")
+            try database.execute("UPDATE delegations SET status = 'failed', error = 'gave up' WHERE task = 'doomed'")
             for _ in 0..<5 {
                 try database.execute("INSERT INTO delegations (workspace_id, task, created_at) VALUES ('ws', 'old', '2026-10-01T00:00:00.000Z')")
                 try database.execute("UPDATE delegations SET status = 'cancelled', error = 'old' WHERE task = 'old' AND status = 'pending'")
@@ -36,16 +41,12 @@ import Testing
         #expect(figures.completedInWindow == 100)
         // julianday arithmetic: microseconds off.
         #expect(figures.timeToComplete.mapValues { $0.rounded() } == ["p50": 50, "p95": 95, "p99": 99], "\(figures.timeToComplete)")
-        #expect(figures.attempts == [1: 98, 2: 2, 0: 3], "finished rows from the index, live ones from the table; the old ones left out")
-        #expect(figures.counts[.completed] == 100 && figures.counts[.pending] == 3 && figures.counts[.cancelled] == 5)
+        #expect(figures.attempts == [1: 98, 2: 2, 3: 1, 0: 3], "finished rows from the index, live ones from the table; the old ones left out")
+        #expect(figures.counts[.completed] == 100 && figures.counts[.pending] == 3 && figures.counts[.cancelled] == 5 && figures.counts[.failed] == 1)
 
         let plans = try await store.read { database in
             try database.query(
-                """
-                EXPLAIN QUERY PLAN SELECT created_at >= ?1, attempts, status = 'completed',
-                    CASE WHEN status = 'completed' THEN (julianday(finished_at) - julianday(created_at)) * 86400.0 END
-                FROM delegations INDEXED BY delegations_finished WHERE \(Eviction.finished) AND finished_at >= ?1
-                """,
+                "EXPLAIN QUERY PLAN " + Statistics.finishedInWindow,
                 "2026-11-01"
             ).compactMap { $0["detail"].string }
         }
