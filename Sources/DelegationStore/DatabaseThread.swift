@@ -27,10 +27,7 @@ final class DatabaseThread<Job: Sendable>: Sendable {
     ) {
         let box = UncheckedBox(database)
         // Between a millisecond and a day: a zero timeout would spin, a huge one overflow.
-        let idleTimeout = idle.map {
-            DispatchTimeInterval.milliseconds(
-                max(1, Int(min(max($0.components.seconds, 0), 86_400) * 1000 + max(0, $0.components.attoseconds / 1_000_000_000_000_000))))
-        }
+        let idleTimeout = idle.map { DispatchTimeInterval.milliseconds(Int($0.milliseconds(clampedTo: 1...86_400_000))) }
         let thread = Thread { [self] in
             let database = box.take()
             while true {

@@ -21,6 +21,9 @@ extension DelegationStore {
         }
     }
 
+    /// The gap eviction leaves between two batches for other writers to take the lock.
+    static let evictionPause = Duration.milliseconds(2)
+
     /// Deletes finished delegations beyond the newest `keep` and/or finished before `olderThan`, oldest
     /// first, with their events, in batches of `batchSize` — one short write transaction each, so workers
     /// are never held up long. Never a live row, never one whose mirror is undelivered.
@@ -28,9 +31,6 @@ extension DelegationStore {
     /// `archive` (when given) receives each batch inside its transaction, before the delete: if it throws,
     /// that batch is not deleted. `progress` hears the running total after each batch; `shouldStop` (or
     /// cancellation) ends it between two batches. Returns how many went.
-    /// The gap eviction leaves between two batches for other writers to take the lock.
-    static let evictionPause = Duration.milliseconds(2)
-
     @discardableResult
     public func evict(
         keep: Int?, olderThan: String?, batchSize: Int = 50,

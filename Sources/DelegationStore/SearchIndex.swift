@@ -30,7 +30,6 @@ package enum SearchIndex {
             FROM delegation_search_queue q LEFT JOIN delegations d USING (seq)
             ORDER BY q.seq LIMIT ?
             """, [max(1, limit)])
-        defer { sizes.reset() }
         var last: Int?
         var count = 0
         var text = 0
@@ -41,7 +40,7 @@ package enum SearchIndex {
             text += max(0, sizes.value(at: 1).int ?? 0)
             if text >= budget { break }
         }
-        sizes.reset()
+        sizes.reset()  // step() resets on an error; the queue is written below
         guard let last else { return 0 }
         // What the index holds for a row that changed since it was indexed goes first, with the text it was
         // indexed with (an external-content FTS5 index finds its entries from the values it is given).

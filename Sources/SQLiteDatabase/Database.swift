@@ -52,8 +52,7 @@ public final class Database {
         self.path = path
         self.handle = connection
         sqlite3_extended_result_codes(connection, 1)
-        let (seconds, attoseconds) = busyTimeout.components
-        let milliseconds = seconds >= Int64(Int32.max) / 1000 ? Int64(Int32.max) : max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        let milliseconds = busyTimeout.milliseconds(clampedTo: 0...Int64(Int32.max))
         busyState = UnsafeMutablePointer<csqlite_busy_state>.allocate(capacity: 1)
         busyState.initialize(to: csqlite_busy_state(timeout: Int32(clamping: milliseconds), abandoned: 0))
         csqlite_set_busy_handler(connection, busyState)
@@ -63,9 +62,7 @@ public final class Database {
     /// work that can as well be done at the next chance. Only this connection's thread reads the limit.
     public func withLockWaitLimit<T>(_ limit: Duration, _ body: () throws -> T) rethrows -> T {
         let saved = busyState.pointee.timeout
-        let (seconds, attoseconds) = limit.components
-        let milliseconds = min(Int64(saved), min(max(seconds, 0), 86_400) * 1000 + max(0, attoseconds / 1_000_000_000_000_000))
-        busyState.pointee.timeout = Int32(clamping: milliseconds)
+        busyState.pointee.timeout = Int32(clamping: limit.milliseconds(clampedTo: 0...Int64(max(0, saved))))
         defer { busyState.pointee.timeout = saved }
         return try body()
     }

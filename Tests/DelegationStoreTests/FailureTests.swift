@@ -55,6 +55,17 @@ import Testing
         await store.close()
     }
 
+    /// Busy timeouts, lock-wait limits and the writer's idle interval all go through this: no duration
+    /// a flag can hold overflows it.
+    @Test func durationsSaturateToTheMillisecondsACallerCanUse() {
+        #expect(Duration.milliseconds(1500).milliseconds(clampedTo: 0...10_000) == 1500)
+        #expect(Duration.seconds(-5).milliseconds(clampedTo: 0...10_000) == 0)
+        #expect(Duration.zero.milliseconds(clampedTo: 1...86_400_000) == 1)
+        #expect(Duration.seconds(Int64.max).milliseconds(clampedTo: 0...Int64(Int32.max)) == Int64(Int32.max))
+        #expect(Duration.seconds(Int64.min).milliseconds(clampedTo: -5...5) == -5)
+        #expect(Duration.nanoseconds(2_999_999).milliseconds(clampedTo: 0...100) == 2)
+    }
+
     @Test func aMissingDirectoryIsNamed() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("no/such/dir/delegations.db")

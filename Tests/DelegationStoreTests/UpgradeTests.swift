@@ -12,6 +12,22 @@ import Testing
     static let eventsRead = "SELECT id || '|' || delegation_id || '|' || kind || '|' || coalesce(to_status, '') || '|' || coalesce(detail, '') FROM delegation_events ORDER BY id"
     static let outboxRead = "SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id"
 
+    /// A file's rows (as `rowsRead` lists them), events and mirror calls, one line each.
+    struct History {
+        var rows, events, outbox: [String?]
+        init(_ connection: RawConnection, rowsRead: String) {
+            (rows, events, outbox) = (connection.column(rowsRead), connection.column(UpgradeTests.eventsRead), connection.column(UpgradeTests.outboxRead))
+        }
+    }
+
+    /// `fixture` copied into `directory`, and its history before anything opens it.
+    static func copy(_ fixture: String, into directory: TemporaryDirectory, rowsRead: String) throws -> (path: String, before: RawConnection, history: History) {
+        let path = directory.file("upgraded.db")
+        try FileManager.default.copyItem(atPath: fixture, toPath: path)
+        let before = RawConnection(path)
+        return (path, before, History(before, rowsRead: rowsRead))
+    }
+
     /// `Tests/Fixtures/main-f131009.sqlite`: made by main at f131009 (schema 3) with the demo's six settled
     /// delegations plus rows pending, in progress, queued, cancelled, an old-style follow-up, and mirror
     /// calls undelivered and waiting behind an earlier one.
@@ -19,21 +35,18 @@ import Testing
 
     @Test func aDatabaseMadeByTheLastReleaseUpgradesWithItsHistoryIntact() async throws {
         let directory = TemporaryDirectory()
-        let path = directory.file("upgraded.db")
-        try FileManager.default.copyItem(atPath: Self.fixture, toPath: path)
-        let before = RawConnection(path)
-        let rows = before.column("SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id")
-        let events = before.column(Self.eventsRead)
-        let outbox = before.column(Self.outboxRead)
+        let rowsRead = "SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id"
+        let (path, before, history) = try Self.copy(Self.fixture, into: directory, rowsRead: rowsRead)
         #expect(before.value("SELECT max(version) FROM schema_migrations") == "3")
-        #expect(rows.count == 12 && events.count > 50)
+        #expect(history.rows.count == 12 && history.events.count > 50)
 
         let store = try DelegationStore(StoreConfiguration(path: path))
         let after = RawConnection(path)
+        let kept = History(after, rowsRead: rowsRead)
         #expect(after.value("SELECT max(version) FROM schema_migrations") == String(Migration.all.last!.version))
-        #expect(after.column("SELECT id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') FROM delegations ORDER BY id") == rows)
-        #expect(after.column(Self.eventsRead) == events, "every event kept")
-        #expect(after.column(Self.outboxRead) == outbox)
+        #expect(kept.rows == history.rows)
+        #expect(kept.events == history.events, "every event kept")
+        #expect(kept.outbox == history.outbox)
         #expect(after.column("PRAGMA foreign_key_check").isEmpty)
         #expect(after.value("PRAGMA integrity_check") == "ok")
 
@@ -62,21 +75,18 @@ import Testing
 
     @Test func aDatabaseMadeBeforeTheLeanWritesUpgradesAndSearchesAsBefore() async throws {
         let directory = TemporaryDirectory()
-        let path = directory.file("upgraded.db")
-        try FileManager.default.copyItem(atPath: Self.schema5Fixture, toPath: path)
-        let before = RawConnection(path)
-        let rows = before.column("SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq")
-        let events = before.column(Self.eventsRead)
-        let outbox = before.column(Self.outboxRead)
+        let rowsRead = "SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq"
+        let (path, before, history) = try Self.copy(Self.schema5Fixture, into: directory, rowsRead: rowsRead)
         #expect(before.value("SELECT max(version) FROM schema_migrations") == "5")
-        #expect(rows.count == 7 && events.count == 18 && outbox.count == 12)
+        #expect(history.rows.count == 7 && history.events.count == 18 && history.outbox.count == 12)
 
         let store = try DelegationStore(StoreConfiguration(path: path))
         #expect(store.migratedAtOpen == [6])
         let after = RawConnection(path)
-        #expect(after.column("SELECT seq || '|' || id || '|' || status || '|' || attempts || '|' || coalesce(result, '') || '|' || coalesce(error, '') || '|' || coalesce(lease_owner, '') FROM delegations ORDER BY seq") == rows)
-        #expect(after.column(Self.eventsRead) == events, "every event kept")
-        #expect(after.column(Self.outboxRead) == outbox)
+        let kept = History(after, rowsRead: rowsRead)
+        #expect(kept.rows == history.rows)
+        #expect(kept.events == history.events, "every event kept")
+        #expect(kept.outbox == history.outbox)
         #expect(after.value("PRAGMA integrity_check") == "ok")
         #expect(after.value("SELECT count(*) FROM delegation_search_queue") == "0", "0005 indexed every row; none waits")
         #expect(after.run("INSERT INTO delegation_search (delegation_search, rank) VALUES ('integrity-check', 1)").code == 0,
