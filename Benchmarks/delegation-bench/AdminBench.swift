@@ -115,6 +115,8 @@ enum AdminBench {
             while evict.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         }
         let evictSeconds = seconds(since: evictStart)
+        // Two writers that never pause leave SQLite few moments to start the log over: how far it grew.
+        print(String(format: "   write-ahead log after %.0f s of both writers: %.1f MB", evictSeconds, Double(fileSize(path + "-wal")) / 1_048_576))
         _ = finished ? output.fileHandleForReading.readDataToEndOfFile() : Data()
         stop.withLock { $0 = true }
         try await workerLoop.value
@@ -124,6 +126,8 @@ enum AdminBench {
         let evicted = finishedBefore + during.count - left  // the worker finished `during.count` meanwhile
         guard evicted > 0, !finished || evict.terminationStatus == 0 else { throw BenchError("evict failed (exit \(evict.terminationStatus))") }
         let worstAlone = alone.max() ?? .nan, worstDuring = during.max() ?? .nan
+        print(String(format: "   claim+complete over 50 ms: %d during evict, %d alone; over 100 ms: %d during evict",
+                     during.filter { $0 > 0.05 }.count, alone.filter { $0 > 0.05 }.count, during.filter { $0 > 0.1 }.count))
         for slow in slowest.withLock({ $0 }).sorted(by: { $0.claim + $0.complete > $1.claim + $1.complete }).prefix(5) {
             print(String(format: "   slow iteration at %.2f s into the loop (evict began at 3 s): claim %.1f ms, complete %.1f ms",
                          slow.at, slow.claim * 1000, slow.complete * 1000))
