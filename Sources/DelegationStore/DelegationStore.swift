@@ -11,7 +11,8 @@ package import SQLiteDatabase
 /// throws `DelegationStoreError`. No SQLite type appears in a public signature, so a second backend
 /// (PostgreSQL, for deployments beyond one machine) can stand behind the same operations.
 ///
-/// This one is SQLite: one file, a writer thread that group-commits, a reader thread. Safe to share
+/// This one is SQLite: one file, a writer thread that group-commits, a reader thread, and an indexer
+/// thread that keeps the search index (a second file, `SearchIndex`) out of the writer's way. Safe to share
 /// between tasks. Several processes may open the same file; every write starts with `BEGIN IMMEDIATE`
 /// and waits up to the busy timeout for the lock, so normal contention never surfaces as SQLITE_BUSY.
 public final class DelegationStore: Sendable {
@@ -23,6 +24,9 @@ public final class DelegationStore: Sendable {
     /// Set before the connections close: the lock-wait handle is not used after that.
     private let closing = Mutex(false)
     private let reader: DatabaseThread<ReadJob>
+    /// Nil when opened read-only. Its jobs are never submitted: it catches up each time it has been idle.
+    private let indexer: DatabaseThread<ReadJob>?
+    private let indexerStopping = StopFlag()
     /// Transactions and operations the writer committed (operations ÷ transactions = group-commit factor).
     public let writerStatistics = WriterStatistics()
     /// The migrations this open applied (empty when the schema was current, and always when read-only).
@@ -36,26 +40,28 @@ public final class DelegationStore: Sendable {
         self.logger = logger
         let statistics = writerStatistics
         if configuration.access == .readWrite {
-            let (writeConnection, migrated) = try Self.connect(configuration, writable: true)
+            let (writeConnection, migrated) = try Self.connect(configuration, .writer)
             migratedAtOpen = migrated
             writerLockWaits = writeConnection.lockWaits
-            let schedule = SearchIndexSchedule()
-            let logger = logger
-            writer = DatabaseThread(
-                name: "delegation-store-writer", database: writeConnection, idle: SearchIndexSchedule.interval,
-                onIdle: { database in
-                    SearchIndex.catchUpIfDue(database, schedule: schedule, writes: 0, statistics: statistics, logger: logger)
-                }
-            ) { database, jobs in
+            writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
                 GroupCommit.run(jobs, on: database, statistics: statistics)
-                SearchIndex.catchUpIfDue(database, schedule: schedule, writes: jobs.count, statistics: statistics, logger: logger)
             }
+            // Its own connection, so that neither the index file's lock nor its merges are ever the writer's.
+            let indexConnection = try Self.connect(configuration, .indexer).database
+            let logger = logger, stopping = indexerStopping
+            indexer = DatabaseThread(
+                name: "delegation-store-indexer", database: indexConnection, idle: SearchIndex.interval,
+                onIdle: { database in
+                    SearchIndex.catchUpAll(database, stopping: stopping, statistics: statistics, logger: logger)
+                }
+            ) { _, _ in }
         } else {
             migratedAtOpen = []
             writerLockWaits = nil
             writer = nil
+            indexer = nil
         }
-        let readConnection = try Self.connect(configuration, writable: false).database
+        let readConnection = try Self.connect(configuration, .reader).database
         reader = DatabaseThread(readerNamed: "delegation-store-reader", database: readConnection)
     }
 
@@ -73,6 +79,8 @@ public final class DelegationStore: Sendable {
     /// Finishes queued work and closes both connections.
     public func close() async {
         closing.withLock { $0 = true }
+        indexerStopping.set()
+        await indexer?.stop()
         await writer?.stop()
         await reader.stop()
     }
@@ -118,8 +126,19 @@ public final class DelegationStore: Sendable {
 
     // MARK: Opening
 
-    /// A connection set up for the store; the writable one migrates first (the versions it applied are returned).
-    static func connect(_ configuration: StoreConfiguration, writable: Bool) throws -> (database: Database, migrated: [Int]) {
+    /// What a connection is for.
+    enum Role {
+        /// Migrates; writes the database only (never the search index: its transactions would take that file's lock).
+        case writer
+        /// Writes the search index file (creating it when missing) and takes rows off its queue.
+        case indexer
+        /// Reads both files.
+        case reader
+    }
+
+    /// A connection set up for the store; the writer migrates first (the versions it applied are returned).
+    static func connect(_ configuration: StoreConfiguration, _ role: Role) throws -> (database: Database, migrated: [Int]) {
+        let writable = role != .reader
         let path = configuration.path
         if path != ":memory:" {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -145,7 +164,7 @@ public final class DelegationStore: Sendable {
             // Sorting inside the claim and list queries uses temporary B-trees; in memory rather than in
             // temporary files, which made every claim and complete several times slower.
             try database.execute(script: "PRAGMA temp_store = MEMORY")
-            if writable {
+            if role == .writer {
                 let mode = try database.queryFirst("PRAGMA journal_mode = WAL")?[0].string
                 guard mode == "wal" else {
                     throw DelegationStoreError.cannotOpen(
@@ -154,6 +173,11 @@ public final class DelegationStore: Sendable {
                 try database.execute(
                     script: "PRAGMA synchronous = \(configuration.durability.rawValue); PRAGMA foreign_keys = ON")
                 migrated = try Migrator.migrate(database)
+            } else if role == .indexer {
+                try database.execute(script: "PRAGMA synchronous = \(configuration.durability.rawValue)")
+                try SearchIndex.attach(database, databasePath: path, create: true, durability: configuration.durability.rawValue)
+                // At once when it can (a new file is searchable sooner); else the indexer's first round does it.
+                try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.setUp(database) }
             } else {
                 try database.execute(script: "PRAGMA query_only = ON")
                 if configuration.access == .readOnly {
@@ -165,6 +189,8 @@ public final class DelegationStore: Sendable {
                             path: path, found: applied.map(\.version).max() ?? 0, known: Migration.all.last?.version ?? 0)
                     }
                 }
+                // Missing until a read-write open creates it: searches then match every row on its text.
+                if path != ":memory:" { try SearchIndex.attach(database, databasePath: path, create: false) }
             }
         } catch let error as SQLiteError {
             if error.isCorrupt {

@@ -1,135 +1,216 @@
+import Foundation
 package import SQLiteDatabase
 import Logging
 import Synchronization
 
-/// Catches the trigram search index up with the rows `delegation_search_queue` names (migration 0006).
+/// The trigram search index, kept in a file of its own (`<database>-search`, migration 0007) and caught
+/// up with the rows `delegation_search_queue` names.
 ///
-/// Rows reach the index in batches rather than one transaction at a time: an FTS5 write makes a new
-/// segment per transaction (~7 WAL pages), so indexing each enqueue and each completion on its own
-/// cost a third of their writes. Searching never waits for this: queued rows are matched on their
-/// current text (`Queries.select`), so catching up changes how a row is found, not whether.
+/// Why its own file: FTS5 merges segments inside whichever transaction tips a level over, and at a
+/// million rows one merge step held the write lock 70-145 ms; every worker commit waited behind it.
+/// Here the index is written on a connection of its own under the index file's lock, and the database's
+/// lock is taken only to remove entries from the queue. Why batches: an FTS5 write makes a segment per
+/// transaction, so indexing each enqueue and completion on its own cost a third of their writes.
+///
+/// Searching never waits for this: queued rows are matched on their current text (`Queries.select`),
+/// so catching up changes how a row is found, not whether. The index file keeps a copy of the text it
+/// indexed (`search_docs`), so indexing a row is idempotent: a batch indexed again after a crash, or
+/// after another indexer took it too, leaves the index exactly as once.
 package enum SearchIndex {
-    /// Rows indexed per catch-up transaction: large enough to share a segment, small enough that the
-    /// writer (and every worker waiting on it) is held only a few milliseconds.
+    /// Rows indexed per batch: large enough to share a segment, small enough that a batch takes a few
+    /// milliseconds.
     package static let batch = 512
-    /// Characters of text per catch-up transaction, whatever the number of rows: results run to 1 MiB
-    /// (`TextLimit`), and indexing costs ~0.1 s per million characters here, so a batch of 512 large ones
-    /// would hold the writer for most of a minute. At least one row is always taken.
+    /// Characters of text per batch, whatever the number of rows: results run to 1 MiB (`TextLimit`), and
+    /// indexing costs ~0.1 s per million characters here. At least one row is always taken.
     package static let budget = 500_000
+    /// How long the indexer waits idle before it looks at the queue again: the index lags the database by
+    /// about this much, plus a batch.
+    static let interval = Duration.seconds(1)
+    /// The index file's layout (its `user_version`); 0 is a file not yet set up.
+    static let format = 1
 
-    /// Indexes queued rows, oldest first, up to `limit` rows and `budget` characters of text, in the
-    /// caller's transaction; returns how many.
+    /// Where the index of the database at `path` lives.
+    package static func path(forDatabaseAt path: String) -> String { path + "-search" }
+
+    /// Attaches the index file as schema `search`. With `create`, a missing file is created (empty: `setUp`
+    /// lays it out); without, a missing file is not attached and false is returned (searches then match
+    /// every row by LIKE).
+    @discardableResult
+    package static func attach(_ database: Database, databasePath: String, create: Bool, durability: String = "FULL") throws -> Bool {
+        let file = path(forDatabaseAt: databasePath)
+        if !create && !FileManager.default.fileExists(atPath: file) { return false }
+        if create {
+            // SQLite would create it 0644; it holds the same tasks and results as the database.
+            let descriptor = open(file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+            if descriptor >= 0 {
+                close(descriptor)
+                // A log left by a deleted index file would be replayed into the new, empty one.
+                unlink(file + "-wal")
+                unlink(file + "-shm")
+            }
+        }
+        try database.execute("ATTACH DATABASE ? AS search", file)
+        guard create else { return true }
+        guard try database.queryFirst("PRAGMA search.journal_mode = WAL")?[0].string == "wal" else {
+            throw SQLiteError(extendedResultCode: 1, message: "could not switch the search index \(file) to WAL")
+        }
+        try database.execute(script: "PRAGMA search.synchronous = \(durability)")
+        return true
+    }
+
+    /// Lays out an empty index file and queues every row for it; nothing when it is laid out already. Takes
+    /// both files' write locks, once in the file's life.
+    package static func setUp(_ database: Database) throws {
+        if try database.queryFirst("PRAGMA search.user_version")?[0].int == format { return }
+        // Both files in one transaction (not atomic across them in WAL mode, so each step is safe to repeat):
+        // every row queued first, then the tables; a crash in between leaves an empty file, set up next time.
+        try database.transaction(.immediate) {
+            let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
+            if version == format { return }
+            guard version == 0 else {
+                throw SQLiteError(
+                    extendedResultCode: 1,
+                    message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), this build knows \(format): delete it (it is rebuilt)")
+            }
+            try database.execute(
+                """
+                INSERT INTO main.delegation_search_queue (seq) SELECT seq FROM main.delegations WHERE true
+                ON CONFLICT (seq) DO UPDATE SET changes = changes + 1
+                """)
+            try database.execute(
+                script: """
+                    CREATE TABLE IF NOT EXISTS search.search_docs (seq INTEGER PRIMARY KEY, task TEXT, result TEXT, error TEXT);
+                    CREATE VIRTUAL TABLE IF NOT EXISTS search.search_index USING fts5(
+                        task, result, error, content = 'search_docs', content_rowid = 'seq', tokenize = 'trigram');
+                    CREATE TRIGGER IF NOT EXISTS search.search_docs_insert AFTER INSERT ON search_docs BEGIN
+                        INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
+                    END;
+                    CREATE TRIGGER IF NOT EXISTS search.search_docs_delete AFTER DELETE ON search_docs BEGIN
+                        INSERT INTO search_index (search_index, rowid, task, result, error)
+                        VALUES ('delete', OLD.seq, OLD.task, OLD.result, OLD.error);
+                    END;
+                    PRAGMA search.user_version = \(format);
+                    """)
+        }
+    }
+
+    /// Whether this connection can search through the index (the file attached and set up).
+    package static func isAvailable(_ database: Database) throws -> Bool {
+        guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return false }
+        return try database.queryFirst("SELECT 1 FROM search.sqlite_master WHERE name = 'search_index'") != nil
+    }
+
+    /// A queued row as a batch saw it: taken off the queue only if it has not changed since.
+    package struct Queued: Sendable, Equatable {
+        var seq: Int
+        var changes: Int
+    }
+
+    /// Indexes one batch and takes it off the queue; returns how many rows it indexed. The connection
+    /// has the index attached (`attach`).
     @discardableResult
     package static func catchUp(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> Int {
-        // The text a row costs: what goes into the index and what comes out of it. Stepped one row at a time
-        // and left as soon as the budget is spent: the text of rows not taken is never read.
-        let sizes = try database.statement(
-            """
-            SELECT q.seq, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
-                          + coalesce(length(q.old_result), 0) + coalesce(length(q.old_error), 0)
-            FROM delegation_search_queue q LEFT JOIN delegations d USING (seq)
-            ORDER BY q.seq LIMIT ?
-            """, [max(1, limit)])
-        var last: Int?
-        var count = 0
-        var text = 0
-        while try sizes.step() {
-            guard let seq = sizes.value(at: 0).int else { break }
-            last = seq
-            count += 1
-            text += max(0, sizes.value(at: 1).int ?? 0)
-            if text >= budget { break }
-        }
-        sizes.reset()  // step() resets on an error; the queue is written below
-        guard let last else { return 0 }
-        // What the index holds for a row that changed since it was indexed goes first, with the text it was
-        // indexed with (an external-content FTS5 index finds its entries from the values it is given).
-        // CROSS JOIN keeps the queue the outer loop: left to itself the planner walked delegations from
-        // seq 1 up to the batch's last seq, the whole table when the queue holds only recent rows.
-        try database.execute(
-            """
-            INSERT INTO delegation_search (delegation_search, rowid, task, result, error)
-            SELECT 'delete', q.seq, d.task, q.old_result, q.old_error
-            FROM delegation_search_queue q CROSS JOIN delegations d USING (seq)
-            WHERE q.seq <= ?1 AND q.indexed = 1
-            """, last)
-        try database.execute(
-            """
-            INSERT INTO delegation_search (rowid, task, result, error)
-            SELECT d.seq, d.task, d.result, d.error
-            FROM delegation_search_queue q CROSS JOIN delegations d USING (seq)
-            WHERE q.seq <= ?1
-            """, last)
-        try database.execute("DELETE FROM delegation_search_queue WHERE seq <= ?1", last)
-        return count
+        let rows = try index(database, limit: limit, budget: budget)
+        try dequeue(database, rows)
+        return rows.count
     }
 
-    /// Whether any row still waits (a batch cut short by its limits leaves a backlog).
-    package static func hasQueued(_ database: Database) throws -> Bool {
-        try database.queryFirst("SELECT EXISTS (SELECT 1 FROM delegation_search_queue)")?[0].int == 1
-    }
-
-    /// Catches up once in its own transaction if `schedule` says it is due, waiting at most a moment for
-    /// another process's lock (it can as well be done at the next chance). Called on the writer's thread
-    /// after a batch of writes, and when it has been idle for a second.
-    static func catchUpIfDue(
-        _ database: Database, schedule: SearchIndexSchedule, writes: Int, statistics: WriterStatistics, logger: Logger
-    ) {
-        guard schedule.due(after: writes) else { return }
-        do {
-            let (indexed, more) = try database.withLockWaitLimit(.milliseconds(100)) {
-                try database.transaction(.immediate) { (try catchUp(database), try hasQueued(database)) }
+    /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters) into the
+    /// index file in one transaction of that file: each row's old entry out, its current text in (nothing,
+    /// for a deleted row). Takes only the index file's write lock; the database is read from a snapshot.
+    package static func index(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> [Queued] {
+        try database.transaction(.deferred) {
+            // The database first (a read): the index file's write lock is then taken by its first write,
+            // with no earlier read of that file to make the upgrade fail.
+            let sizes = try database.statement(
+                """
+                SELECT q.seq, q.changes, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
+                FROM main.delegation_search_queue q LEFT JOIN main.delegations d USING (seq)
+                ORDER BY q.seq LIMIT ?
+                """, [max(1, limit)])
+            var rows: [Queued] = []
+            var text = 0
+            while try sizes.step() {
+                guard let seq = sizes.value(at: 0).int, let changes = sizes.value(at: 1).int else { break }
+                rows.append(Queued(seq: seq, changes: changes))
+                text += max(0, sizes.value(at: 2).int ?? 0)
+                if text >= budget { break }
             }
-            schedule.caughtUp(more: more)
-            statistics.recordSearchCatchUp(rows: indexed)
+            sizes.reset()
+            guard !rows.isEmpty else { return [] }
+            let seqs = "[" + rows.map { String($0.seq) }.joined(separator: ",") + "]"
+            // The triggers on search_docs take the old text out of the index and put the new text in.
+            try database.execute("DELETE FROM search.search_docs WHERE seq IN (SELECT value FROM json_each(?1))", seqs)
+            try database.execute(
+                """
+                INSERT INTO search.search_docs (seq, task, result, error)
+                SELECT d.seq, d.task, d.result, d.error FROM json_each(?1) AS j CROSS JOIN main.delegations AS d ON d.seq = j.value
+                """, seqs)
+            return rows
+        }
+    }
+
+    /// Takes indexed rows off the queue, except those that changed after their batch read them (they stay
+    /// queued and are indexed again). A short write of the database alone.
+    package static func dequeue(_ database: Database, _ rows: [Queued]) throws {
+        guard !rows.isEmpty else { return }
+        try database.transaction(.deferred) {
+            for row in rows {
+                try database.execute("DELETE FROM main.delegation_search_queue WHERE seq = ?1 AND changes = ?2", row.seq, row.changes)
+            }
+        }
+    }
+
+    /// Whether any row still waits.
+    package static func hasQueued(_ database: Database) throws -> Bool {
+        try database.queryFirst("SELECT EXISTS (SELECT 1 FROM main.delegation_search_queue)")?[0].int == 1
+    }
+
+    /// Indexes every row in one transaction of the index file and empties the queue of what it saw: for
+    /// bulk loads (benchmarks), where 512-row batches would take minutes.
+    package static func rebuild(_ database: Database) throws {
+        let rows = try database.transaction(.deferred) {
+            let queued = try database.query("SELECT seq, changes FROM main.delegation_search_queue").compactMap { row in
+                row[0].int.flatMap { seq in row[1].int.map { Queued(seq: seq, changes: $0) } }
+            }
+            try database.execute(
+                script: """
+                    DROP TRIGGER search.search_docs_insert;
+                    DELETE FROM search.search_docs;
+                    INSERT INTO search.search_docs (seq, task, result, error) SELECT seq, task, result, error FROM main.delegations;
+                    INSERT INTO search.search_index (search_index) VALUES ('rebuild');
+                    CREATE TRIGGER search.search_docs_insert AFTER INSERT ON search_docs BEGIN
+                        INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
+                    END;
+                    """)
+            return queued
+        }
+        try dequeue(database, rows)
+    }
+
+    /// Lays the index file out if it is new, then catches up until nothing waits or `stopping` says so, each batch waiting at most a moment for a lock
+    /// (another process's indexer or writer; it can as well be done a second later). Run by the store's
+    /// indexer thread when it has been idle a second.
+    static func catchUpAll(_ database: Database, stopping: StopFlag, statistics: WriterStatistics, logger: Logger) {
+        do {
+            try database.withLockWaitLimit(.milliseconds(100)) { try setUp(database) }
+            while !stopping.isSet {
+                let indexed = try database.withLockWaitLimit(.milliseconds(100)) { try catchUp(database) }
+                if indexed == 0 { return }
+                statistics.recordSearchCatchUp(rows: indexed)
+            }
         } catch {
             // Searches stay exact (queued rows are matched on their text); only slower until it works. Another
-            // process holding the lock (a VACUUM, a long evict) is routine: not worth a warning a second.
-            schedule.failed()
+            // process holding a lock (a VACUUM, another indexer merging) is routine: not worth a warning a second.
             let level: Logger.Level = (error as? SQLiteError)?.isBusy == true ? .debug : .warning
             logger.log(level: level, "could not catch the search index up; trying again in a second", metadata: ["error": "\(error)"])
         }
     }
 }
 
-/// When the writer catches the search index up: after `SearchIndex.batch` writes, or a second after the
-/// last catch-up when anything was written since (checked after each batch of writes and when the writer
-/// has been idle a second), or at once again while a backlog remains (a batch cut short, rows written by
-/// raw SQL or by another process). Touched only by the writer thread; the lock only makes that checkable.
-final class SearchIndexSchedule: Sendable {
-    private struct State {
-        var writesSince = 0
-        var last = ContinuousClock.now
-        var backlog = true  // unknown at open: look once
-    }
-    private let state = Mutex(State())
-    static let interval = Duration.seconds(1)
-
-    /// Counts `writes` operations just committed; true when a catch-up is due.
-    func due(after writes: Int) -> Bool {
-        state.withLock { state in
-            state.writesSince += writes
-            if state.backlog { return true }
-            if state.writesSince >= SearchIndex.batch { return true }
-            return state.writesSince > 0 && ContinuousClock.now - state.last >= Self.interval
-        }
-    }
-
-    /// Records a catch-up; `more`: rows still wait (its batch was cut short), so the next chance takes them.
-    func caughtUp(more: Bool) {
-        state.withLock { state in
-            state.writesSince = 0
-            state.last = ContinuousClock.now
-            state.backlog = more
-        }
-    }
-
-    /// A catch-up that failed (a lock held too long, a full disk): tried again after the interval.
-    func failed() {
-        state.withLock { state in
-            state.writesSince = 1
-            state.last = ContinuousClock.now
-            state.backlog = false
-        }
-    }
+/// Set once, read from another thread: tells a loop of batches to end after the current one.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var isSet: Bool { flag.withLock { $0 } }
 }

@@ -4,15 +4,18 @@ import SQLiteDatabase
 import TestSupport
 import Testing
 
-/// The search index caught up in batches (migration 0006): a search is exact whether a row is indexed,
-/// queued for indexing, or indexed with text that has changed since; the index always matches its rows.
+/// The search index caught up in batches (0006), in a file of its own (0007): a search is exact whether a
+/// row is indexed, queued for indexing, or indexed with text that has changed since; the index always
+/// matches its rows, also when a batch is indexed twice or a row changes while its batch is indexed.
 @Suite struct SearchIndexTests {
-    /// A migrated file driven through one connection, so that nothing catches up behind the test's back.
+    /// A migrated file (and its index file) driven through one connection, so that nothing catches up
+    /// behind the test's back.
     static func database(_ directory: TemporaryDirectory) async throws -> Database {
         let path = directory.file("search.db")
         await (try DelegationStore(StoreConfiguration(path: path))).close()
         let database = try Database(path: path)
         try database.execute(script: "PRAGMA foreign_keys = ON")
+        #expect(try SearchIndex.attach(database, databasePath: path, create: false))
         return database
     }
 
@@ -24,13 +27,16 @@ import Testing
         try Queries.list(database, DelegationQuery(search: text, newestFirst: newestFirst, limit: limit)).map(\.task)
     }
 
-    /// FTS5's own check of an external-content index against its table (every row indexed with its text).
+    /// FTS5's own check of the index against its copy of the text, and that copy against the rows not queued.
     static func indexMatchesTable(_ database: Database) -> Bool {
-        (try? database.execute("INSERT INTO delegation_search (delegation_search, rank) VALUES ('integrity-check', 1)")) != nil
+        guard (try? database.execute("INSERT INTO search.search_index (search_index, rank) VALUES ('integrity-check', 1)")) != nil else {
+            return false
+        }
+        return (try? Checks.searchIndex(database).ok) == true
     }
 
     static func queued(_ database: Database) throws -> [String] {
-        try database.query("SELECT seq || ':' || indexed FROM delegation_search_queue ORDER BY seq").compactMap { $0[0].string }
+        try database.query("SELECT seq || ':' || changes FROM delegation_search_queue ORDER BY seq").compactMap { $0[0].string }
     }
 
     @Test func searchIsExactBeforeAndAfterTheIndexCatchesUp() async throws {
@@ -39,7 +45,7 @@ import Testing
         let first = try Self.insert(database, "report one")
         let second = try Self.insert(database, "report two")
         _ = try Self.insert(database, "unrelated")
-        #expect(try Self.queued(database) == ["\(first):0", "\(second):0", "\(second + 1):0"], "new rows wait for the index")
+        #expect(try Self.queued(database) == ["\(first):1", "\(second):1", "\(second + 1):1"], "new rows wait for the index")
         #expect(try Self.search(database, "REPORT") == ["report two", "report one"], "found on their text before indexing")
 
         #expect(try SearchIndex.catchUp(database) == 3)
@@ -51,15 +57,16 @@ import Testing
         try database.execute(
             "UPDATE delegations SET status = 'in_progress', lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE seq = ?", first)
         try database.execute("UPDATE delegations SET status = 'pending', error = 'peer said overloaded', lease_owner = NULL, lease_expires_at = NULL WHERE seq = ?", first)
-        #expect(try Self.queued(database) == ["\(first):1"], "queued with what the index holds")
+        #expect(try Self.queued(database) == ["\(first):1"], "queued again")
         #expect(try Self.search(database, "overloaded") == ["report one"])
-        // Changed again before the catch-up: the queue still names what the index holds (no error).
+        // Changed again before the catch-up: counted (a batch that read the first change leaves it queued).
         try database.execute("UPDATE delegations SET status = 'in_progress', lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE seq = ?", first)
         try database.execute("UPDATE delegations SET status = 'completed', result = 'all fine', error = NULL WHERE seq = ?", first)
+        #expect(try Self.queued(database) == ["\(first):2"])
         #expect(try Self.search(database, "overloaded").isEmpty, "the old error no longer matches")
         #expect(try Self.search(database, "all fine") == ["report one"])
         #expect(try SearchIndex.catchUp(database) == 1)
-        #expect(Self.indexMatchesTable(database), "the stale entry left the index with the text it was indexed with")
+        #expect(Self.indexMatchesTable(database), "the stale entry left the index with the text it was indexed with (its copy in the index file)")
         #expect(try Self.search(database, "overloaded").isEmpty)
         #expect(try Self.search(database, "all fine") == ["report one"])
         #expect(try Self.search(database, "report") == ["report two", "report one"])
@@ -74,7 +81,7 @@ import Testing
         for index in 4...6 { seqs.append(try Self.insert(database, "report \(index)")) }
         // Row 2 indexed, then changed: out of the index's arm, in the queue's.
         try database.execute("UPDATE delegations SET status = 'cancelled', error = 'by operator' WHERE seq = ?", seqs[1])
-        #expect(try Self.queued(database) == ["\(seqs[1]):1", "\(seqs[3]):0", "\(seqs[4]):0", "\(seqs[5]):0"])
+        #expect(try Self.queued(database) == ["\(seqs[1]):1", "\(seqs[3]):1", "\(seqs[4]):1", "\(seqs[5]):1"])
 
         #expect(try Self.search(database, "report") == (1...6).reversed().map { "report \($0)" })
         #expect(try Self.search(database, "report", limit: 4) == ["report 6", "report 5", "report 4", "report 3"])
@@ -86,7 +93,7 @@ import Testing
         let (sql, arguments) = Queries.select("id", DelegationQuery(statuses: [.failed], search: "report", limit: 50))
         let plan = try database.query("EXPLAIN QUERY PLAN " + sql, arguments: arguments).compactMap { $0["detail"].string }
         #expect(plan.contains { $0.contains("MERGE (UNION ALL)") }, "\(plan)")
-        #expect(plan.contains { $0.contains("delegation_search VIRTUAL TABLE") }, "\(plan)")
+        #expect(plan.contains { $0.contains("search_index VIRTUAL TABLE") }, "\(plan)")
         #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "no sort of every hit: \(plan)")
         #expect(!plan.contains { $0.contains("SCAN delegations") }, "\(plan)")
     }
@@ -137,9 +144,12 @@ import Testing
         try database.execute("UPDATE delegations SET status = 'cancelled', error = 'changed after indexing' WHERE seq = ?", changed)
         try database.execute("UPDATE delegations SET status = 'cancelled' WHERE seq IN (?, ?)", indexed, fresh)
         #expect(try database.execute("DELETE FROM delegations WHERE seq IN (?, ?, ?)", indexed, changed, fresh) == 3)
-        #expect(try Self.queued(database).isEmpty, "their queue entries went with them")
+        #expect(try Self.queued(database) == ["\(indexed):1", "\(changed):2", "\(fresh):2"], "queued to leave the index")
+        #expect(try Self.search(database, "indexed").isEmpty, "a deleted row is never found, indexed or not")
+        #expect(try SearchIndex.catchUp(database) == 3)
+        #expect(try Self.queued(database).isEmpty)
         #expect(Self.indexMatchesTable(database), "each left the index with the text it was indexed with")
-        #expect(try Self.search(database, "indexed").isEmpty)
+        #expect(try database.queryFirst("SELECT count(*) FROM search.search_docs")?[0].int == 0)
         _ = try Self.insert(database, "after the deletes")
         try SearchIndex.catchUp(database)
         #expect(Self.indexMatchesTable(database))
@@ -239,6 +249,123 @@ import Testing
         let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
         #expect(finding?.ok == false)
         #expect(finding?.detail.contains("1 row(s) missing from the search index") == true, "\(String(describing: finding))")
+        await store.close()
+    }
+    /// A crash between the index file's commit and the queue's (or two indexers taking the same batch)
+    /// indexes a batch twice: the index ends as if once, because it replaces each row's entry from its own
+    /// copy of the text instead of applying a change.
+    @Test func aBatchIndexedTwiceLeavesTheIndexAsIfOnce() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        let first = try Self.insert(database, "twice indexed report")
+        _ = try Self.insert(database, "another report")
+        try SearchIndex.catchUp(database)
+        try database.execute("UPDATE delegations SET error = 'stopped by hand' WHERE seq = ?", first)
+        let gone = try Self.insert(database, "short-lived report")
+        try database.execute("UPDATE delegations SET status = 'cancelled' WHERE seq = ?", gone)
+        try SearchIndex.catchUp(database)
+        try database.execute("DELETE FROM delegations WHERE seq = ?", gone)
+
+        let batch = try SearchIndex.index(database)  // committed to the index file; the queue never heard
+        #expect(batch.map(\.seq) == [gone])
+        #expect(try SearchIndex.index(database) == batch, "the same batch again")
+        try database.execute("UPDATE delegations SET error = 'stopped by hand, twice' WHERE seq = ?", first)
+        #expect(try SearchIndex.catchUp(database) == 2, "and once more with a change, as a later batch would")
+        #expect(try Self.queued(database).isEmpty)
+        #expect(Self.indexMatchesTable(database))
+        #expect(try Self.search(database, "report") == ["another report", "twice indexed report"])
+        #expect(try Self.search(database, "by hand, twice") == ["twice indexed report"])
+        #expect(try Self.search(database, "short-lived").isEmpty)
+    }
+
+    /// A row that changes after a batch read it keeps its queue entry: the batch indexed the text it saw,
+    /// and the newer text is indexed by the next batch instead of being lost.
+    @Test func aRowChangedWhileItsBatchWasIndexedStaysQueued() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        let seq = try Self.insert(database, "changing report")
+        let batch = try SearchIndex.index(database)
+        try database.execute("UPDATE delegations SET status = 'cancelled', error = 'changed meanwhile' WHERE seq = ?", seq)
+        try SearchIndex.dequeue(database, batch)
+        #expect(try Self.queued(database) == ["\(seq):2"], "still queued: the batch indexed the text before the change")
+        #expect(try Self.search(database, "meanwhile") == ["changing report"], "found on its text while queued")
+        #expect(try SearchIndex.catchUp(database) == 1)
+        #expect(try Self.queued(database).isEmpty)
+        #expect(Self.indexMatchesTable(database))
+        #expect(try Self.search(database, "meanwhile") == ["changing report"], "and through the index after")
+    }
+
+    /// The index file is derived: deleted (or never copied with the database), the next read-write open
+    /// queues every row and indexes them; a read-only open without it searches by scanning, and `check`
+    /// says the file is missing.
+    @Test func aMissingIndexFileIsRebuiltAndSearchesScanUntilThen() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let store = try makeStore(directory)
+        for index in 0..<30 { _ = try await store.delegate(workspaceID: "ws", task: "rebuilt job \(index)") }
+        await store.close()
+        try FileManager.default.removeItem(atPath: SearchIndex.path(forDatabaseAt: path))
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: SearchIndex.path(forDatabaseAt: path) + suffix) }
+
+        let readOnly = try DelegationStore(StoreConfiguration(path: path, access: .readOnly))
+        #expect(try await readOnly.list(DelegationQuery(search: "job 2")).count == 11, "job 2 and 20 to 29, by a scan")
+        let missing = try await readOnly.check(.nothingIsOld).first { $0.name == "search_index" }
+        #expect(missing?.ok == false)
+        #expect(missing?.detail.contains("missing") == true, "\(String(describing: missing))")
+        await readOnly.close()
+        #expect(!FileManager.default.fileExists(atPath: SearchIndex.path(forDatabaseAt: path)), "a read-only open creates nothing")
+
+        let reopened = try makeStore(directory)
+        #expect(FileManager.default.fileExists(atPath: SearchIndex.path(forDatabaseAt: path)))
+        let deadline = ContinuousClock.now + .seconds(10)
+        var left = -1
+        while ContinuousClock.now < deadline {
+            left = try await reopened.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(left == 0, "every row indexed again")
+        #expect(try await reopened.list(DelegationQuery(search: "job 2")).count == 11)
+        let findings = try await reopened.check(.nothingIsOld)
+        #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
+        await reopened.close()
+    }
+
+    /// The point of the index file: a transaction that holds its lock for as long as it likes (as an FTS5
+    /// merge does) delays no write of the database — not the tool's enqueue, the worker's claim and
+    /// completion, nor eviction — and searches still find the rows (queued, on their text).
+    @Test func writesAndEvictionNeverWaitForTheIndexFile() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let store = try DelegationStore(
+            StoreConfiguration(path: path, busyTimeout: .seconds(1), sourceWorkspaceID: "ws-self"), logger: quietLogger)
+        let blocker = try Database(path: SearchIndex.path(forDatabaseAt: path), mode: .readWrite)
+        try blocker.execute(script: "BEGIN IMMEDIATE")
+
+        // Any write that needed the index file's lock would fail with `busy` after the 1 s busy timeout.
+        for index in 0..<20 { _ = try await store.delegate(workspaceID: "ws", task: "blocked job \(index)") }
+        let claimed = try await store.claim(worker: "w", limit: 20, lease: .seconds(30))
+        for row in claimed { try await store.complete(id: row.id, worker: "w", result: "result \(row.task)") }
+        try await store.write("delivered") { try $0.execute("UPDATE platform_outbox SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')") }
+        let evicted = try await store.evict(keep: 5, olderThan: nil, batchSize: 5)
+        #expect(claimed.count == 20 && evicted == 15)
+        try await Task.sleep(for: .milliseconds(1_500))  // the indexer tried at least once meanwhile
+        let left = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+        #expect(left == 20, "20 rows (5 kept, 15 evicted) wait while the index file is locked: \(left)")
+        #expect(try await store.list(DelegationQuery(search: "result blocked")).count == 5)
+
+        try blocker.execute(script: "ROLLBACK")
+        let deadline = ContinuousClock.now + .seconds(10)
+        var queued = -1
+        while ContinuousClock.now < deadline {
+            queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+            if queued == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(queued == 0, "caught up once the lock was gone")
+        #expect(try await store.list(DelegationQuery(search: "result blocked")).count == 5)
+        let findings = try await store.check(.nothingIsOld)
+        #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
         await store.close()
     }
 }
