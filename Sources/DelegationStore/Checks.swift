@@ -142,7 +142,7 @@ package enum Checks {
         guard try SearchIndex.isAvailable(database) else {
             return CheckFinding(
                 name: "search_index", ok: false,
-                detail: "the search index \(file) is missing or not set up: the next read-write open (a worker, any admin write) builds it; searches scan until then")
+                detail: "the search index \(file) is missing, not set up or unreadable: searches scan until it is there; the next read-write open (a worker, any admin write) builds a missing one, and an unreadable one is rebuilt once deleted (with its -wal and -shm, every process using the database stopped)")
         }
         let counts = try database.queryFirst(
             """

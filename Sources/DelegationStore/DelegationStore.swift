@@ -47,7 +47,7 @@ public final class DelegationStore: Sendable {
                 GroupCommit.run(jobs, on: database, statistics: statistics)
             }
             // Its own connection, so that neither the index file's lock nor its merges are ever the writer's.
-            let indexConnection = try Self.connect(configuration, .indexer).database
+            let indexConnection = try Self.connect(configuration, .indexer, logger: logger).database
             let logger = logger, stopping = indexerStopping
             indexer = DatabaseThread(
                 name: "delegation-store-indexer", database: indexConnection, idle: SearchIndex.interval,
@@ -137,7 +137,9 @@ public final class DelegationStore: Sendable {
     }
 
     /// A connection set up for the store; the writer migrates first (the versions it applied are returned).
-    static func connect(_ configuration: StoreConfiguration, _ role: Role) throws -> (database: Database, migrated: [Int]) {
+    static func connect(
+        _ configuration: StoreConfiguration, _ role: Role, logger: Logger = Logger(label: "delegation.store")
+    ) throws -> (database: Database, migrated: [Int]) {
         let writable = role != .reader
         let path = configuration.path
         if path != ":memory:" {
@@ -175,9 +177,17 @@ public final class DelegationStore: Sendable {
                 migrated = try Migrator.migrate(database)
             } else if role == .indexer {
                 try database.execute(script: "PRAGMA synchronous = \(configuration.durability.rawValue)")
-                try SearchIndex.attach(database, databasePath: path, create: true, durability: configuration.durability.rawValue)
-                // At once when it can (a new file is searchable sooner); else the indexer's first round does it.
-                try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.setUp(database) }
+                // A damaged index file must not keep the queue from working: without it searches scan, and
+                // `check` says what to do.
+                do {
+                    try SearchIndex.attach(database, databasePath: path, create: true, durability: configuration.durability.rawValue)
+                    // At once when it can (a new file is searchable sooner); else the indexer's first round does it.
+                    try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.setUp(database) }
+                } catch {
+                    logger.warning(
+                        "the search index is unusable; searches scan until it is deleted (it is then rebuilt)",
+                        metadata: ["file": "\(SearchIndex.path(forDatabaseAt: path))", "error": "\(error)"])
+                }
             } else {
                 try database.execute(script: "PRAGMA query_only = ON")
                 if configuration.access == .readOnly {
@@ -190,7 +200,7 @@ public final class DelegationStore: Sendable {
                     }
                 }
                 // Missing until a read-write open creates it: searches then match every row on its text.
-                if path != ":memory:" { try SearchIndex.attach(database, databasePath: path, create: false) }
+                if path != ":memory:" { _ = try? SearchIndex.attach(database, databasePath: path, create: false) }
             }
         } catch let error as SQLiteError {
             if error.isCorrupt {

@@ -94,10 +94,15 @@ package enum SearchIndex {
         }
     }
 
-    /// Whether this connection can search through the index (the file attached and set up).
+    /// Whether this connection can search through the index: the file attached, set up and readable (a
+    /// damaged index file makes searches scan, not fail; `check` names it).
     package static func isAvailable(_ database: Database) throws -> Bool {
         guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return false }
-        return try database.queryFirst("SELECT 1 FROM search.sqlite_master WHERE name = 'search_index'") != nil
+        do {
+            return try database.queryFirst("SELECT 1 FROM search.sqlite_master WHERE name = 'search_index'") != nil
+        } catch let error where !error.isBusy {
+            return false
+        }
     }
 
     /// A queued row as a batch saw it: taken off the queue only if it has not changed since.
@@ -193,6 +198,8 @@ package enum SearchIndex {
     /// indexer thread when it has been idle a second.
     static func catchUpAll(_ database: Database, stopping: StopFlag, statistics: WriterStatistics, logger: Logger) {
         do {
+            // Not attached: the file was unusable at open (logged then).
+            guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return }
             try database.withLockWaitLimit(.milliseconds(100)) { try setUp(database) }
             while !stopping.isSet {
                 let indexed = try database.withLockWaitLimit(.milliseconds(100)) { try catchUp(database) }

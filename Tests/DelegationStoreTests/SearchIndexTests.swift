@@ -368,4 +368,24 @@ import Testing
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
         await store.close()
     }
+    /// The index file is derived data: one that is not a database at all keeps nothing from working. The
+    /// store opens, enqueues, claims and completes; searches scan; `check` says what to do.
+    @Test func aDamagedIndexFileKeepsNothingFromWorking() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        await (try makeStore(directory)).close()
+        let index = SearchIndex.path(forDatabaseAt: path)
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: index + suffix) }
+        try Data(repeating: 0x5A, count: 8_192).write(to: URL(fileURLWithPath: index))
+
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "damaged index report")["task_id"]?.stringValue)
+        #expect(try await store.claim(worker: "w", limit: 1, lease: .seconds(30)).map(\.id) == [id])
+        try await store.complete(id: id, worker: "w", result: "found anyway")
+        #expect(try await store.list(DelegationQuery(search: "found anyway")).map(\.id) == [id], "by a scan")
+        let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
+        #expect(finding?.ok == false)
+        #expect(finding?.detail.contains("unreadable") == true, "\(String(describing: finding))")
+        await store.close()
+    }
 }
