@@ -28,7 +28,7 @@ enum AdminBench {
             if FileManager.default.fileExists(atPath: index) && fileSize(index + "-wal") == 0 {
                 try FileManager.default.copyItem(atPath: index, toPath: SearchIndex.path(forDatabaseAt: path))
             } else {
-                try indexEverything(path)
+                try await indexEverything(path)
             }
             let copy = try openDatabase(path, readOnly: true)
             rows = try queryInt(copy, "SELECT count(*) FROM delegations")
@@ -47,7 +47,7 @@ enum AdminBench {
             print("\n5. admin at scale: \(rows) delegations over 30 days (95 % finished, with events and delivered mirror calls)")
             path = try await StoreBench.freshDatabase(options, "admin")
             let generated = ContinuousClock.now
-            try generate(path, rows: rows)
+            try await generate(path, rows: rows)
             print(String(format: "   generated in %.1f s (%.0f MB)", seconds(since: generated), Double(fileSize(path)) / 1_048_576))
         }
 
@@ -124,6 +124,8 @@ enum AdminBench {
             while evict.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         }
         let evictSeconds = seconds(since: evictStart)
+        // Two writers that never pause leave SQLite few moments to start the log over: how far it grew.
+        print(String(format: "   write-ahead log after %.0f s of both writers: %.1f MB", evictSeconds, Double(fileSize(path + "-wal")) / 1_048_576))
         _ = finished ? output.fileHandleForReading.readDataToEndOfFile() : Data()
         stop.withLock { $0 = true }
         try await workerLoop.value
@@ -133,6 +135,8 @@ enum AdminBench {
         let evicted = finishedBefore + during.count - left  // the worker finished `during.count` meanwhile
         guard evicted > 0, !finished || evict.terminationStatus == 0 else { throw BenchError("evict failed (exit \(evict.terminationStatus))") }
         let worstAlone = alone.max() ?? .nan, worstDuring = during.max() ?? .nan
+        print(String(format: "   claim+complete over 50 ms: %d during evict, %d alone; over 100 ms: %d during evict",
+                     during.filter { $0 > 0.05 }.count, alone.filter { $0 > 0.05 }.count, during.filter { $0 > 0.1 }.count))
         for slow in slowest.withLock({ $0 }).sorted(by: { $0.claim + $0.complete > $1.claim + $1.complete }).prefix(5) {
             print(String(format: "   slow iteration at %.2f s into the loop (evict began at 3 s): claim %.1f ms, complete %.1f ms",
                          slow.at, slow.claim * 1000, slow.complete * 1000))
@@ -148,7 +152,7 @@ enum AdminBench {
     }
 
     /// Bulk rows in a few large transactions, through the schema's triggers (events and outbox included).
-    static func generate(_ path: String, rows: Int) throws {
+    static func generate(_ path: String, rows: Int) async throws {
         let database = try Database(path: path, mode: .readWrite, busyTimeout: .seconds(30))
         try database.execute(script: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -200000")
         let chunk = 50_000
@@ -182,12 +186,14 @@ enum AdminBench {
                 """)
         }
         try database.execute(script: "PRAGMA wal_checkpoint(TRUNCATE); ANALYZE")
-        try indexEverything(path)
+        try await indexEverything(path)
     }
 
     /// Rows written by raw SQL wait in the search index's queue for a store's indexer to index them 512 at
     /// a time (minutes at a million rows); after a bulk load the index is built in one go instead.
-    static func indexEverything(_ path: String) throws {
+    static func indexEverything(_ path: String) async throws {
+        // A copy made by an older build: migrated first (the queue the index file reads is 0007's).
+        await (try DelegationStore(StoreConfiguration(path: path), logger: quietLogger("bench"))).close()
         let database = try Database(path: path, mode: .readWrite, busyTimeout: .seconds(30))
         try SearchIndex.attach(database, databasePath: path, create: true, durability: "NORMAL")
         try SearchIndex.setUp(database)

@@ -121,38 +121,45 @@ package enum SearchIndex {
     }
 
     /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters) into the
-    /// index file in one transaction of that file: each row's old entry out, its current text in (nothing,
-    /// for a deleted row). Takes only the index file's write lock; the database is read from a snapshot.
+    /// index file: each row's old entry out, its current text in (nothing, for a deleted row). The batch is
+    /// read from the database in a short read transaction of its own, so that no snapshot of the database
+    /// is held while FTS5 merges (a held snapshot keeps the log from being checkpointed); then it is written
+    /// in one transaction of the index file alone.
     package static func index(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> [Queued] {
+        var batch: [(queued: Queued, task: SQLiteValue, result: SQLiteValue, error: SQLiteValue)] = []
         try database.transaction(.deferred) {
-            // The database first (a read): the index file's write lock is then taken by its first write,
-            // with no earlier read of that file to make the upgrade fail.
-            let sizes = try database.statement(
+            // Stepped one row at a time and left as soon as the budget is spent: the text of rows not taken
+            // is never read. A deleted row comes back with NULL text (the LEFT JOIN) and is only taken out.
+            let rows = try database.statement(
                 """
-                SELECT q.seq, q.changes, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
+                SELECT q.seq, q.changes, d.task, d.result, d.error
                 FROM main.delegation_search_queue q LEFT JOIN main.delegations d USING (seq)
                 ORDER BY q.seq LIMIT ?
                 """, [max(1, limit)])
-            var rows: [Queued] = []
+            defer { rows.reset() }
             var text = 0
-            while try sizes.step() {
-                guard let seq = sizes.value(at: 0).int, let changes = sizes.value(at: 1).int else { break }
-                rows.append(Queued(seq: seq, changes: changes))
-                text += max(0, sizes.value(at: 2).int ?? 0)
+            while try rows.step() {
+                guard let seq = rows.value(at: 0).int, let changes = rows.value(at: 1).int else { break }
+                let (task, result, error) = (rows.value(at: 2), rows.value(at: 3), rows.value(at: 4))
+                batch.append((Queued(seq: seq, changes: changes), task, result, error))
+                text += [task, result, error].reduce(0) { $0 + ($1.string?.utf8.count ?? 0) }
                 if text >= budget { break }
             }
-            sizes.reset()
-            guard !rows.isEmpty else { return [] }
-            let seqs = "[" + rows.map { String($0.seq) }.joined(separator: ",") + "]"
-            // The triggers on search_docs take the old text out of the index and put the new text in.
-            try database.execute("DELETE FROM search.search_docs WHERE seq IN (SELECT value FROM json_each(?1))", seqs)
-            try database.execute(
-                """
-                INSERT INTO search.search_docs (seq, task, result, error)
-                SELECT d.seq, d.task, d.result, d.error FROM json_each(?1) AS j CROSS JOIN main.delegations AS d ON d.seq = j.value
-                """, seqs)
-            return rows
         }
+        guard !batch.isEmpty else { return [] }
+        try database.transaction(.deferred) {
+            // The first statement writes the index file: its lock is taken then, and the database's never.
+            // The triggers on search_docs take the old text out of the index and put the new text in.
+            for row in batch {
+                try database.execute("DELETE FROM search.search_docs WHERE seq = ?1", row.queued.seq)
+                if !row.task.isNull {
+                    try database.execute(
+                        "INSERT INTO search.search_docs (seq, task, result, error) VALUES (?1, ?2, ?3, ?4)",
+                        row.queued.seq, row.task, row.result, row.error)
+                }
+            }
+        }
+        return batch.map(\.queued)
     }
 
     /// Takes indexed rows off the queue, except those that changed after their batch read them (they stay
