@@ -195,7 +195,7 @@ enum AdminBench {
         // A copy made by an older build: migrated first (the queue the index file reads is 0007's).
         await (try DelegationStore(StoreConfiguration(path: path), logger: quietLogger("bench"))).close()
         let database = try Database(path: path, mode: .readWrite, busyTimeout: .seconds(30))
-        try SearchIndex.attach(database, databasePath: path, create: true, durability: "NORMAL")
+        try SearchIndex.attach(database, databasePath: path, create: true)
         try SearchIndex.setUp(database)
         try SearchIndex.rebuild(database)
         try database.execute(script: "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA search.wal_checkpoint(TRUNCATE)")

@@ -6,7 +6,8 @@ package enum Checks {
         let staleBefore = thresholds.staleBefore, stuckBefore = thresholds.stuckBefore
         var findings: [CheckFinding] = []
 
-        let integrity = try database.query("PRAGMA integrity_check").compactMap { $0[0].string }
+        // The database alone: the search index file is checked with its own finding (it is derived data).
+        let integrity = try database.query("PRAGMA main.integrity_check").compactMap { $0[0].string }
         findings.append(CheckFinding(
             name: "integrity_check", ok: integrity == ["ok"],
             detail: integrity == ["ok"] ? "ok" : "\(integrity.count) problem(s)", examples: Array(integrity.prefix(5))))
@@ -108,8 +109,6 @@ package enum Checks {
         findings.append(CheckFinding(
             name: "outbox", ok: stuck == 0,
             detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))
-        findings.append(try searchIndex(database))
-
         let drifted = try database.query(
             """
             SELECT c.status, c.rows, (SELECT count(*) FROM delegations d WHERE d.status = c.status) AS actual
@@ -144,7 +143,15 @@ package enum Checks {
                 name: "search_index", ok: false,
                 detail: "the search index \(file) is missing, not set up or unreadable: searches scan until it is there; the next read-write open (a worker, any admin write) builds a missing one, and an unreadable one is rebuilt once deleted (with its -wal and -shm, every process using the database stopped)")
         }
-        let counts = try database.queryFirst(
+        let counts: Row?
+        do {
+            let quick = try database.query("PRAGMA search.quick_check").compactMap { $0[0].string }
+            guard quick == ["ok"] else {
+                return CheckFinding(
+                    name: "search_index", ok: false,
+                    detail: "the search index \(file) is damaged (\(quick.prefix(3).joined(separator: "; "))); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")
+            }
+            counts = try database.queryFirst(
             """
             SELECT (SELECT count(*) FROM delegations d
                     WHERE NOT EXISTS (SELECT 1 FROM search.search_docs s WHERE s.seq = d.seq)
@@ -158,6 +165,12 @@ package enum Checks {
                    (SELECT count(*) FROM search.search_docs) - (SELECT count(*) FROM search.search_index_docsize),
                    (SELECT count(*) FROM delegation_search_queue)
             """)
+        } catch {
+            if error.isBusy { throw error }
+            return CheckFinding(
+                name: "search_index", ok: false,
+                detail: "the search index \(file) could not be read (\(error)); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")
+        }
         let missing = counts?[0].int ?? 0, stray = counts?[1].int ?? 0, stale = counts?[2].int ?? 0
         let unindexed = counts?[3].int ?? 0, queued = counts?[4].int ?? 0
         let ok = missing == 0 && stray == 0 && stale == 0 && unindexed == 0

@@ -45,7 +45,10 @@ extension DelegationStore {
 
     /// Every invariant the queue promises, checked on the file as it is.
     public func check(_ thresholds: CheckThresholds) async throws -> [CheckFinding] {
-        try await snapshot("checking the database") { try Checks.findings($0, thresholds) }
+        let findings = try await snapshot("checking the database") { try Checks.findings($0, thresholds) }
+        // Apart: the search index file is derived data, and reading a damaged one must not cost the
+        // database's findings (SQLite fails the whole transaction's COMMIT).
+        return findings + [try await read("checking the search index") { try Checks.searchIndex($0) }]
     }
 
     /// failed → pending for every delegation that failed at or after `finishedSince`, in one transaction.

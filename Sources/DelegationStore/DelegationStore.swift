@@ -39,16 +39,23 @@ public final class DelegationStore: Sendable {
         self.configuration = configuration
         self.logger = logger
         let statistics = writerStatistics
-        if configuration.access == .readWrite {
-            let (writeConnection, migrated) = try Self.connect(configuration, .writer)
-            migratedAtOpen = migrated
-            writerLockWaits = writeConnection.lockWaits
+        // Every connection first, then the threads: an open that fails leaves no thread behind.
+        let writable = configuration.access == .readWrite
+        let (writeConnection, migrated) = writable ? try Self.connect(configuration, .writer) : (nil, [])
+        // Its own connection, so that neither the index file's lock nor its merges are ever the writer's.
+        let indexConnection = writable ? try Self.connect(configuration, .indexer, logger: logger).database : nil
+        let readConnection = try Self.connect(configuration, .reader).database
+        migratedAtOpen = migrated
+        writerLockWaits = writeConnection?.lockWaits
+        if let writeConnection {
             writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
                 GroupCommit.run(jobs, on: database, statistics: statistics)
             }
-            // Its own connection, so that neither the index file's lock nor its merges are ever the writer's.
-            let indexConnection = try Self.connect(configuration, .indexer, logger: logger).database
-            let logger = logger, stopping = indexerStopping
+        } else {
+            writer = nil
+        }
+        let logger = logger, stopping = indexerStopping
+        if let indexConnection {
             indexer = DatabaseThread(
                 name: "delegation-store-indexer", database: indexConnection, idle: SearchIndex.interval,
                 onIdle: { database in
@@ -56,12 +63,8 @@ public final class DelegationStore: Sendable {
                 }
             ) { _, _ in }
         } else {
-            migratedAtOpen = []
-            writerLockWaits = nil
-            writer = nil
             indexer = nil
         }
-        let readConnection = try Self.connect(configuration, .reader).database
         reader = DatabaseThread(readerNamed: "delegation-store-reader", database: readConnection)
     }
 
@@ -76,7 +79,7 @@ public final class DelegationStore: Sendable {
         closing.withLock { closing in if !closing { writerLockWaits?.restore() } }
     }
 
-    /// Finishes queued work and closes both connections.
+    /// Finishes queued work (the indexer only its current batch) and closes every connection.
     public func close() async {
         closing.withLock { $0 = true }
         indexerStopping.set()
@@ -178,9 +181,10 @@ public final class DelegationStore: Sendable {
             } else if role == .indexer {
                 try database.execute(script: "PRAGMA synchronous = \(configuration.durability.rawValue)")
                 // A damaged index file must not keep the queue from working: without it searches scan, and
-                // `check` says what to do.
+                // `check` says what to do. (An in-memory database has no file to put one beside.)
                 do {
-                    try SearchIndex.attach(database, databasePath: path, create: true, durability: configuration.durability.rawValue)
+                    guard path != ":memory:" else { return (database, []) }
+                    try SearchIndex.attach(database, databasePath: path, create: true)
                     // At once when it can (a new file is searchable sooner); else the indexer's first round does it.
                     try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.setUp(database) }
                 } catch {

@@ -116,13 +116,17 @@ package enum Queries {
     }
 
     package static func list(_ database: Database, _ query: DelegationQuery) throws -> [Delegation] {
-        let (sql, arguments) = select(Delegation.columns, query, indexed: try usesIndex(database, query))
-        return try database.query(sql, arguments: arguments).map(Delegation.init(row:))
+        try scanningPastADamagedIndex(database, query) { indexed in
+            let (sql, arguments) = select(Delegation.columns, query, indexed: indexed)
+            return try database.query(sql, arguments: arguments).map(Delegation.init(row:))
+        }
     }
 
     package static func ids(_ database: Database, _ query: DelegationQuery) throws -> [String] {
-        let (sql, arguments) = select("id", query, indexed: try usesIndex(database, query))
-        return try database.query(sql, arguments: arguments).compactMap { $0[0].string }
+        try scanningPastADamagedIndex(database, query) { indexed in
+            let (sql, arguments) = select("id", query, indexed: indexed)
+            return try database.query(sql, arguments: arguments).compactMap { $0[0].string }
+        }
     }
 
     /// Streams the matching rows one at a time (and their events when asked): memory stays flat whatever the size.
@@ -140,6 +144,18 @@ package enum Queries {
 
     private static func usesIndex(_ database: Database, _ query: DelegationQuery) throws -> Bool {
         query.search == nil ? false : try SearchIndex.isAvailable(database)
+    }
+
+    /// The index file is derived data: if it turns out damaged, the same query scans instead of failing.
+    private static func scanningPastADamagedIndex<T>(
+        _ database: Database, _ query: DelegationQuery, _ body: (_ indexed: Bool) throws -> T
+    ) throws -> T {
+        guard try usesIndex(database, query) else { return try body(false) }
+        do {
+            return try body(true)
+        } catch let error as SQLiteError where error.isCorrupt {
+            return try body(false)
+        }
     }
 
     package static func escapeLike(_ text: String) -> String {

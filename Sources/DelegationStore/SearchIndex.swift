@@ -14,8 +14,9 @@ import Synchronization
 ///
 /// Searching never waits for this: queued rows are matched on their current text (`Queries.select`),
 /// so catching up changes how a row is found, not whether. The index file keeps a copy of the text it
-/// indexed (`search_docs`), so indexing a row is idempotent: a batch indexed again after a crash, or
-/// after another indexer took it too, leaves the index exactly as once.
+/// indexed (`search_docs`), so indexing a row is idempotent: a batch indexed again after a crash between
+/// the index file's commit and the queue's leaves the index exactly as once. One indexer at a time works
+/// on a database (`withIndexerLock`): two could write a row's older text after its newer one.
 package enum SearchIndex {
     /// Rows indexed per batch: large enough to share a segment, small enough that a batch takes a few
     /// milliseconds.
@@ -36,7 +37,7 @@ package enum SearchIndex {
     /// lays it out); without, a missing file is not attached and false is returned (searches then match
     /// every row by LIKE).
     @discardableResult
-    package static func attach(_ database: Database, databasePath: String, create: Bool, durability: String = "FULL") throws -> Bool {
+    package static func attach(_ database: Database, databasePath: String, create: Bool) throws -> Bool {
         let file = path(forDatabaseAt: databasePath)
         if !create && !FileManager.default.fileExists(atPath: file) { return false }
         if create {
@@ -54,29 +55,42 @@ package enum SearchIndex {
         guard try database.queryFirst("PRAGMA search.journal_mode = WAL")?[0].string == "wal" else {
             throw SQLiteError(extendedResultCode: 1, message: "could not switch the search index \(file) to WAL")
         }
-        try database.execute(script: "PRAGMA search.synchronous = \(durability)")
+        // FULL whatever the database's setting: at NORMAL a power loss could take back an index commit whose
+        // rows the database had already taken off the queue, and they would never be indexed.
+        try database.execute(script: "PRAGMA search.synchronous = FULL")
         return true
     }
 
-    /// Lays out an empty index file and queues every row for it; nothing when it is laid out already. Takes
-    /// both files' write locks, once in the file's life.
+    /// Lays out an empty index file and queues every row for it; nothing when it is laid out already.
+    /// Rows are queued a range of `seq`s at a time, each range a short write of the database alone, then the
+    /// tables are made in one write of the index file alone; every step is safe to repeat after a crash.
     package static func setUp(_ database: Database) throws {
-        if try database.queryFirst("PRAGMA search.user_version")?[0].int == format { return }
-        // Both files in one transaction (not atomic across them in WAL mode, so each step is safe to repeat):
-        // every row queued first, then the tables; a crash in between leaves an empty file, set up next time.
-        try database.transaction(.immediate) {
-            let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
-            if version == format { return }
-            guard version == 0 else {
-                throw SQLiteError(
-                    extendedResultCode: 1,
-                    message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), this build knows \(format): delete it (it is rebuilt)")
+        let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
+        if version == format { return }
+        guard version == 0 else {
+            throw SQLiteError(
+                extendedResultCode: 1,
+                message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), this build knows \(format): delete it (it is rebuilt)")
+        }
+        let bounds = try database.queryFirst("SELECT min(seq), max(seq) FROM main.delegations")
+        if let first = bounds?[0].int, let last = bounds?[1].int {
+            var from = first == Int.min ? first : first - 1
+            while from < last {
+                let to = from > last - setUpRange ? last : from + setUpRange
+                try database.execute(
+                    """
+                    INSERT INTO main.delegation_search_queue (seq) SELECT seq FROM main.delegations WHERE seq > ?1 AND seq <= ?2
+                    ON CONFLICT (seq) DO UPDATE SET changes = changes + 1
+                    """, from, to)
+                from = to
             }
-            try database.execute(
-                """
-                INSERT INTO main.delegation_search_queue (seq) SELECT seq FROM main.delegations WHERE true
-                ON CONFLICT (seq) DO UPDATE SET changes = changes + 1
-                """)
+            if first == Int.min {
+                try database.execute(
+                    "INSERT INTO main.delegation_search_queue (seq) VALUES (?1) ON CONFLICT (seq) DO UPDATE SET changes = changes + 1", first)
+            }
+        }
+        try database.transaction(.deferred) {
+            // The first statement writes the index file (its lock, and never the database's).
             try database.execute(
                 script: """
                     CREATE TABLE IF NOT EXISTS search.search_docs (seq INTEGER PRIMARY KEY, task TEXT, result TEXT, error TEXT);
@@ -94,11 +108,18 @@ package enum SearchIndex {
         }
     }
 
-    /// Whether this connection can search through the index: the file attached, set up and readable (a
-    /// damaged index file makes searches scan, not fail; `check` names it).
+    /// Rows queued per write while a new index file is set up (a few ms of the database's lock each).
+    static let setUpRange = 10_000
+
+    /// Whether this connection can search through the index: the file attached, laid out and readable (a
+    /// file damaged past its header is caught by the query: `Queries` then scans; `check` names it).
     package static func isAvailable(_ database: Database) throws -> Bool {
         guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return false }
+        // Inside a transaction the first file read fixes its snapshot: the database's first, so that a row
+        // taken off the queue in that snapshot is already in the index file's (which commits first).
+        _ = try database.queryFirst("SELECT 1 FROM main.sqlite_master LIMIT 1")
         do {
+            guard try database.queryFirst("PRAGMA search.user_version")?[0].int == format else { return false }
             return try database.queryFirst("SELECT 1 FROM search.sqlite_master WHERE name = 'search_index'") != nil
         } catch let error where !error.isBusy {
             return false
@@ -111,17 +132,38 @@ package enum SearchIndex {
         var changes: Int
     }
 
-    /// Indexes one batch and takes it off the queue; returns how many rows it indexed. The connection
-    /// has the index attached (`attach`).
+    /// Indexes one batch and takes it off the queue; returns how many rows it indexed (0 also when another
+    /// indexer is at work on this database). The connection has the index attached (`attach`).
     @discardableResult
     package static func catchUp(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> Int {
-        let rows = try index(database, limit: limit, budget: budget)
-        try dequeue(database, rows)
-        return rows.count
+        try withIndexerLock(databasePath: database.path) {
+            let rows = try index(database, limit: limit, budget: budget)
+            try dequeue(database, rows)
+            return rows.count
+        } ?? 0
     }
 
-    /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters) into the
-    /// index file: each row's old entry out, its current text in (nothing, for a deleted row). The batch is
+    /// Runs `body` as the database's only indexer, or returns nil at once when another holds the lock (an
+    /// advisory `flock` on `<database>-search.lock`, released by the kernel if its holder dies). With two at
+    /// once, one could write a row's older text after the other wrote its newer text, or take a row off the
+    /// queue that changed after the other's batch: the row would then be missing from the index for good.
+    package static func withIndexerLock<T>(databasePath: String, _ body: () throws -> T) throws -> T? {
+        let file = path(forDatabaseAt: databasePath) + ".lock"
+        let descriptor = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw SQLiteError(extendedResultCode: 14, message: "cannot open the indexer's lock file \(file): errno \(errno)")  // SQLITE_CANTOPEN
+        }
+        defer { close(descriptor) }  // also releases the lock
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            if errno == EWOULDBLOCK { return nil }
+            throw SQLiteError(extendedResultCode: 10, message: "cannot lock \(file): errno \(errno)")  // SQLITE_IOERR
+        }
+        return try body()
+    }
+
+    /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters, in and out)
+    /// into the index file: each row's old entry out, its current text in (nothing, for a deleted row).
+    /// Only one indexer at a time (`catchUp` holds `withIndexerLock`). The batch is
     /// read from the database in a short read transaction of its own, so that no snapshot of the database
     /// is held while FTS5 merges (a held snapshot keeps the log from being checkpointed); then it is written
     /// in one transaction of the index file alone.
@@ -130,9 +172,13 @@ package enum SearchIndex {
         try database.transaction(.deferred) {
             // Stepped one row at a time and left as soon as the budget is spent: the text of rows not taken
             // is never read. A deleted row comes back with NULL text (the LEFT JOIN) and is only taken out.
+            // What a row costs is the text taken out of the index (its copy there) and put in.
             let rows = try database.statement(
                 """
-                SELECT q.seq, q.changes, d.task, d.result, d.error
+                SELECT q.seq, q.changes, d.task, d.result, d.error,
+                       coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
+                       + coalesce((SELECT coalesce(length(s.task), 0) + coalesce(length(s.result), 0) + coalesce(length(s.error), 0)
+                                   FROM search.search_docs s WHERE s.seq = q.seq), 0)
                 FROM main.delegation_search_queue q LEFT JOIN main.delegations d USING (seq)
                 ORDER BY q.seq LIMIT ?
                 """, [max(1, limit)])
@@ -142,7 +188,7 @@ package enum SearchIndex {
                 guard let seq = rows.value(at: 0).int, let changes = rows.value(at: 1).int else { break }
                 let (task, result, error) = (rows.value(at: 2), rows.value(at: 3), rows.value(at: 4))
                 batch.append((Queued(seq: seq, changes: changes), task, result, error))
-                text += [task, result, error].reduce(0) { $0 + ($1.string?.utf8.count ?? 0) }
+                text += max(0, rows.value(at: 5).int ?? 0)
                 if text >= budget { break }
             }
         }
@@ -181,6 +227,10 @@ package enum SearchIndex {
     /// Indexes every row in one transaction of the index file and empties the queue of what it saw: for
     /// bulk loads (benchmarks), where 512-row batches would take minutes.
     package static func rebuild(_ database: Database) throws {
+        _ = try withIndexerLock(databasePath: database.path) { try rebuildLocked(database) }
+    }
+
+    private static func rebuildLocked(_ database: Database) throws {
         let rows = try database.transaction(.deferred) {
             let queued = try database.query("SELECT seq, changes FROM main.delegation_search_queue").compactMap { row in
                 row[0].int.flatMap { seq in row[1].int.map { Queued(seq: seq, changes: $0) } }

@@ -251,9 +251,8 @@ import Testing
         #expect(finding?.detail.contains("1 row(s) missing from the search index") == true, "\(String(describing: finding))")
         await store.close()
     }
-    /// A crash between the index file's commit and the queue's (or two indexers taking the same batch)
-    /// indexes a batch twice: the index ends as if once, because it replaces each row's entry from its own
-    /// copy of the text instead of applying a change.
+    /// A crash between the index file's commit and the queue's indexes a batch twice: the index ends as if
+    /// once, because it replaces each row's entry from its own copy of the text instead of applying a change.
     @Test func aBatchIndexedTwiceLeavesTheIndexAsIfOnce() async throws {
         let directory = TemporaryDirectory()
         let database = try await Self.database(directory)
@@ -387,5 +386,52 @@ import Testing
         #expect(finding?.ok == false)
         #expect(finding?.detail.contains("unreadable") == true, "\(String(describing: finding))")
         await store.close()
+    }
+    /// One indexer at a time per database: with two, one could write a row's older text after the other
+    /// wrote its newer text, or take off the queue a row that changed after the other's batch read it.
+    /// While another holds the indexer's lock (another process's store), a catch-up does nothing.
+    @Test func oneIndexerAtATime() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        _ = try Self.insert(database, "waits its turn")
+        let whileHeld = try SearchIndex.withIndexerLock(databasePath: database.path) { () throws -> (Int, Bool?) in
+            (try SearchIndex.catchUp(database), try SearchIndex.withIndexerLock(databasePath: database.path) { true })
+        }
+        #expect(whileHeld?.0 == 0, "another indexer is at work")
+        #expect(whileHeld?.1 == nil, "and holds the lock")
+        #expect(try Self.queued(database).count == 1, "nothing indexed, nothing taken off the queue")
+        #expect(try SearchIndex.catchUp(database) == 1, "the lock is free again")
+        #expect(Self.indexMatchesTable(database))
+    }
+
+    /// A file whose header is fine but whose pages are not: searches scan past it instead of failing, the
+    /// database's own integrity check still passes, and the search index's finding says what to do.
+    @Test func anIndexFileDamagedPastItsHeaderIsScannedPast() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let store = try makeStore(directory)
+        for index in 0..<40 { _ = try await store.delegate(workspaceID: "ws", task: "damaged pages job \(index)") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
+            if queued == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await store.close()
+        let index = try FileHandle(forWritingTo: URL(fileURLWithPath: SearchIndex.path(forDatabaseAt: path)))
+        let size = try index.seekToEnd()
+        try #require(size > 16_384, "the index file has pages past its header: \(size) bytes")
+        try index.seek(toOffset: 8_192)
+        try index.write(contentsOf: Data(repeating: 0x5A, count: Int(size) - 8_192))
+        try index.close()
+
+        let reopened = try DelegationStore(StoreConfiguration(path: path, access: .readOnly))
+        #expect(try await reopened.list(DelegationQuery(search: "pages job 3")).count == 11, "job 3 and 30 to 39, by a scan")
+        let findings = try await reopened.check(.nothingIsOld)
+        #expect(findings.first { $0.name == "integrity_check" }?.ok == true, "the database itself is fine: \(findings)")
+        let finding = findings.first { $0.name == "search_index" }
+        #expect(finding?.ok == false)
+        #expect(finding?.detail.contains("delete it") == true || finding?.detail.contains("deleted") == true, "\(String(describing: finding))")
+        await reopened.close()
     }
 }
