@@ -134,11 +134,21 @@ package enum Queries {
         _ database: Database, _ query: DelegationQuery, withEvents: Bool,
         _ body: (Delegation, [DelegationEvent]?) throws -> Void
     ) throws {
-        let (sql, arguments) = select(Delegation.columns, query, indexed: try usesIndex(database, query))
-        // Events are read on the side while the main statement steps: a second cached statement.
-        try database.forEachRow(sql, arguments: arguments) { row in
-            let delegation = Delegation(row: row)
-            try body(delegation, withEvents ? try events(database, delegationID: delegation.id) : nil)
+        let indexed = try usesIndex(database, query)
+        var delivered = false
+        func run(_ indexed: Bool) throws {
+            let (sql, arguments) = select(Delegation.columns, query, indexed: indexed)
+            // Events are read on the side while the main statement steps: a second cached statement.
+            try database.forEachRow(sql, arguments: arguments) { row in
+                let delegation = Delegation(row: row)
+                delivered = true
+                try body(delegation, withEvents ? try events(database, delegationID: delegation.id) : nil)
+            }
+        }
+        do {
+            try run(indexed)
+        } catch let error as SQLiteError where error.isCorrupt && indexed && !delivered {
+            try run(false)  // a damaged index file: scanned past, as `list` does (no row was given out twice)
         }
     }
 

@@ -48,6 +48,7 @@ package enum SearchIndex {
                 // A log left by a deleted index file would be replayed into the new, empty one.
                 unlink(file + "-wal")
                 unlink(file + "-shm")
+                giveToDatabaseOwner(file, databasePath: databasePath)
             }
         }
         try database.execute("ATTACH DATABASE ? AS search", file)
@@ -72,22 +73,22 @@ package enum SearchIndex {
                 extendedResultCode: 1,
                 message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), this build knows \(format): delete it (it is rebuilt)")
         }
-        let bounds = try database.queryFirst("SELECT min(seq), max(seq) FROM main.delegations")
-        if let first = bounds?[0].int, let last = bounds?[1].int {
-            var from = first == Int.min ? first : first - 1
-            while from < last {
-                let to = from > last - setUpRange ? last : from + setUpRange
-                try database.execute(
-                    """
-                    INSERT INTO main.delegation_search_queue (seq) SELECT seq FROM main.delegations WHERE seq > ?1 AND seq <= ?2
-                    ON CONFLICT (seq) DO UPDATE SET changes = changes + 1
-                    """, from, to)
-                from = to
-            }
-            if first == Int.min {
-                try database.execute(
-                    "INSERT INTO main.delegation_search_queue (seq) VALUES (?1) ON CONFLICT (seq) DO UPDATE SET changes = changes + 1", first)
-            }
+        // By rows, not by seq values: seqs may be anything raw SQL gave them, negative or huge.
+        var lower = try database.queryFirst("SELECT min(seq) FROM main.delegations")?[0].int
+        var inclusive = true
+        while let from = lower {
+            let comparison = inclusive ? ">=" : ">"
+            guard let to = try database.queryFirst(
+                "SELECT max(seq) FROM (SELECT seq FROM main.delegations WHERE seq \(comparison) ?1 ORDER BY seq LIMIT ?2)",
+                from, setUpRange)?[0].int
+            else { break }
+            try database.execute(
+                """
+                INSERT INTO main.delegation_search_queue (seq)
+                SELECT seq FROM main.delegations WHERE seq \(comparison) ?1 AND seq <= ?2
+                ON CONFLICT (seq) DO UPDATE SET changes = changes + 1
+                """, from, to)
+            (lower, inclusive) = (to, false)
         }
         try database.transaction(.deferred) {
             // The first statement writes the index file (its lock, and never the database's).
@@ -149,16 +150,30 @@ package enum SearchIndex {
     /// queue that changed after the other's batch: the row would then be missing from the index for good.
     package static func withIndexerLock<T>(databasePath: String, _ body: () throws -> T) throws -> T? {
         let file = path(forDatabaseAt: databasePath) + ".lock"
-        let descriptor = open(file, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        let descriptor = open(file, O_CREAT | O_RDONLY | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw SQLiteError(extendedResultCode: 14, message: "cannot open the indexer's lock file \(file): errno \(errno)")  // SQLITE_CANTOPEN
+            let code = errno
+            throw SQLiteError(extendedResultCode: 14, message: "cannot open the indexer's lock file \(file): errno \(code)")  // SQLITE_CANTOPEN
         }
         defer { close(descriptor) }  // also releases the lock
+        giveToDatabaseOwner(file, databasePath: databasePath)
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            if errno == EWOULDBLOCK { return nil }
-            throw SQLiteError(extendedResultCode: 10, message: "cannot lock \(file): errno \(errno)")  // SQLITE_IOERR
+            let code = errno
+            if code == EWOULDBLOCK { return nil }
+            throw SQLiteError(extendedResultCode: 10, message: "cannot lock \(file): errno \(code)")  // SQLITE_IOERR
         }
         return try body()
+    }
+
+    /// A file this process made beside the database belongs to the database's owner (as SQLite does for
+    /// `-wal` and `-shm`): an admin command run as root must not leave the worker a file it cannot open.
+    static func giveToDatabaseOwner(_ file: String, databasePath: String) {
+        guard geteuid() == 0 else { return }
+        var database = stat(), own = stat()
+        guard stat(databasePath, &database) == 0, stat(file, &own) == 0 else { return }
+        if own.st_uid != database.st_uid || own.st_gid != database.st_gid {
+            _ = chown(file, database.st_uid, database.st_gid)
+        }
     }
 
     /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters, in and out)
@@ -227,7 +242,9 @@ package enum SearchIndex {
     /// Indexes every row in one transaction of the index file and empties the queue of what it saw: for
     /// bulk loads (benchmarks), where 512-row batches would take minutes.
     package static func rebuild(_ database: Database) throws {
-        _ = try withIndexerLock(databasePath: database.path) { try rebuildLocked(database) }
+        guard try withIndexerLock(databasePath: database.path, { try rebuildLocked(database) }) != nil else {
+            throw SQLiteError(extendedResultCode: 5, message: "another indexer is at work on \(database.path)")  // SQLITE_BUSY
+        }
     }
 
     private static func rebuildLocked(_ database: Database) throws {
