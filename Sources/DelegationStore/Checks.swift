@@ -138,13 +138,18 @@ package enum Checks {
     /// check cannot run.)
     static func searchIndex(_ database: Database) throws -> CheckFinding {
         let file = SearchIndex.path(forDatabaseAt: database.path)
-        guard try SearchIndex.isAvailable(database) else {
+        guard try SearchIndex.isLaidOut(database) else {
             return CheckFinding(
                 name: "search_index", ok: false,
                 detail: "the search index \(file) is missing, not set up or unreadable: searches scan until it is there; the next read-write open (a worker, any admin write) builds a missing one, and an unreadable one is rebuilt once deleted (with its -wal and -shm, every process using the database stopped)")
         }
         let counts: Row?
         do {
+            guard try SearchIndex.matchesDatabase(database) else {
+                return CheckFinding(
+                    name: "search_index", ok: false,
+                    detail: "the search index \(file) is from another moment than the database (one of them restored from a backup?); searches scan; the next read-write open rebuilds it")
+            }
             let quick = try database.query("PRAGMA search.quick_check").compactMap { $0[0].string }
             guard quick == ["ok"] else {
                 return CheckFinding(
@@ -166,7 +171,7 @@ package enum Checks {
                    (SELECT count(*) FROM delegation_search_queue)
             """)
         } catch {
-            if error.isBusy { throw error }
+            if (error as? SQLiteError)?.isBusy == true { throw error }
             return CheckFinding(
                 name: "search_index", ok: false,
                 detail: "the search index \(file) could not be read (\(error)); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")

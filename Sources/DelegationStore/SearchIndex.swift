@@ -95,6 +95,9 @@ package enum SearchIndex {
             try database.execute(
                 script: """
                     CREATE TABLE IF NOT EXISTS search.search_docs (seq INTEGER PRIMARY KEY, task TEXT, result TEXT, error TEXT);
+                    CREATE TABLE IF NOT EXISTS search.search_state (batches INTEGER NOT NULL);
+                    DELETE FROM search.search_state;
+                    INSERT INTO search.search_state (batches) SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0);
                     CREATE VIRTUAL TABLE IF NOT EXISTS search.search_index USING fts5(
                         task, result, error, content = 'search_docs', content_rowid = 'seq', tokenize = 'trigram');
                     CREATE TRIGGER IF NOT EXISTS search.search_docs_insert AFTER INSERT ON search_docs BEGIN
@@ -109,12 +112,50 @@ package enum SearchIndex {
         }
     }
 
+    /// Whether the index file and the database are from the same moment: the batches the database has taken
+    /// off the queue and the count the index file read with its last batch differ by 0 or 1. A file restored
+    /// from a backup (either one) differs by more once two batches have run since, and is then not used.
+    /// One statement, so the database's snapshot is read first.
+    package static func matchesDatabase(_ database: Database) throws -> Bool {
+        let row = try database.queryFirst(
+            "SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0), (SELECT batches FROM search.search_state)")
+        guard let taken = row?[0].int, let recorded = row?[1].int else { return false }
+        return taken == recorded || (recorded < Int.max && taken == recorded + 1)
+    }
+
+    /// Empties an index file that is from another moment than its database, so that `setUp` lays it out again
+    /// and queues every row. Under the indexer's lock (nothing else writes the index file).
+    static func reset(_ database: Database) throws {
+        _ = try withIndexerLock(databasePath: database.path) {
+            try database.transaction(.deferred) {
+                try database.execute(
+                    script: """
+                        DROP TABLE IF EXISTS search.search_index;
+                        DROP TABLE IF EXISTS search.search_docs;
+                        DROP TABLE IF EXISTS search.search_state;
+                        PRAGMA search.user_version = 0;
+                        """)
+            }
+        }
+    }
+
     /// Rows queued per write while a new index file is set up (a few ms of the database's lock each).
     static let setUpRange = 10_000
 
-    /// Whether this connection can search through the index: the file attached, laid out and readable (a
-    /// file damaged past its header is caught by the query: `Queries` then scans; `check` names it).
+    /// Whether this connection can search through the index: the file attached, laid out, readable (a file
+    /// damaged past its header is caught by the query: `Queries` then scans; `check` names it) and from the
+    /// same moment as the database (`matchesDatabase`).
     package static func isAvailable(_ database: Database) throws -> Bool {
+        guard try isLaidOut(database) else { return false }
+        do {
+            return try matchesDatabase(database)
+        } catch let error as SQLiteError where !error.isBusy {
+            return false  // its state unreadable: damaged
+        }
+    }
+
+    /// The index file attached, with this build's layout.
+    package static func isLaidOut(_ database: Database) throws -> Bool {
         guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return false }
         // Inside a transaction the first file read fixes its snapshot: the database's first, so that a row
         // taken off the queue in that snapshot is already in the index file's (which commits first).
@@ -184,7 +225,9 @@ package enum SearchIndex {
     /// in one transaction of the index file alone.
     package static func index(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> [Queued] {
         var batch: [(queued: Queued, task: SQLiteValue, result: SQLiteValue, error: SQLiteValue)] = []
+        var batches = 0
         try database.transaction(.deferred) {
+            batches = try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
             // Stepped one row at a time and left as soon as the budget is spent: the text of rows not taken
             // is never read. A deleted row comes back with NULL text (the LEFT JOIN) and is only taken out.
             // What a row costs is the text taken out of the index (its copy there) and put in.
@@ -211,6 +254,7 @@ package enum SearchIndex {
         try database.transaction(.deferred) {
             // The first statement writes the index file: its lock is taken then, and the database's never.
             // The triggers on search_docs take the old text out of the index and put the new text in.
+            try database.execute("UPDATE search.search_state SET batches = ?1", batches)
             for row in batch {
                 try database.execute("DELETE FROM search.search_docs WHERE seq = ?1", row.queued.seq)
                 if !row.task.isNull {
@@ -231,6 +275,7 @@ package enum SearchIndex {
             for row in rows {
                 try database.execute("DELETE FROM main.delegation_search_queue WHERE seq = ?1 AND changes = ?2", row.seq, row.changes)
             }
+            try database.execute("UPDATE main.delegation_search_progress SET batches = batches + 1")
         }
     }
 
@@ -249,6 +294,8 @@ package enum SearchIndex {
 
     private static func rebuildLocked(_ database: Database) throws {
         let rows = try database.transaction(.deferred) {
+            let batches = try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
+            try database.execute("UPDATE search.search_state SET batches = ?1", batches)
             let queued = try database.query("SELECT seq, changes FROM main.delegation_search_queue").compactMap { row in
                 row[0].int.flatMap { seq in row[1].int.map { Queued(seq: seq, changes: $0) } }
             }
@@ -274,7 +321,15 @@ package enum SearchIndex {
         do {
             // Not attached: the file was unusable at open (logged then).
             guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return }
-            try database.withLockWaitLimit(.milliseconds(100)) { try setUp(database) }
+            try database.withLockWaitLimit(.milliseconds(100)) {
+                if try database.queryFirst("PRAGMA search.user_version")?[0].int == format, try !matchesDatabase(database) {
+                    logger.warning(
+                        "the search index is from another moment than its database (one of them restored from a backup?): rebuilding it",
+                        metadata: ["file": "\(path(forDatabaseAt: database.path))"])
+                    try reset(database)
+                }
+                try setUp(database)
+            }
             while !stopping.isSet {
                 let indexed = try database.withLockWaitLimit(.milliseconds(100)) { try catchUp(database) }
                 if indexed == 0 { return }
