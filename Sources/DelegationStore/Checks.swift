@@ -6,7 +6,8 @@ package enum Checks {
         let staleBefore = thresholds.staleBefore, stuckBefore = thresholds.stuckBefore
         var findings: [CheckFinding] = []
 
-        let integrity = try database.query("PRAGMA integrity_check").compactMap { $0[0].string }
+        // The database alone: the search index file is checked with its own finding (it is derived data).
+        let integrity = try database.query("PRAGMA main.integrity_check").compactMap { $0[0].string }
         findings.append(CheckFinding(
             name: "integrity_check", ok: integrity == ["ok"],
             detail: integrity == ["ok"] ? "ok" : "\(integrity.count) problem(s)", examples: Array(integrity.prefix(5))))
@@ -108,30 +109,6 @@ package enum Checks {
         findings.append(CheckFinding(
             name: "outbox", ok: stuck == 0,
             detail: "\(stuck) mirror call(s) undelivered since before \(stuckBefore); \(dead) refused by the platform (see show)"))
-        // The search index holds exactly the rows there are, under their keys, except those queued for it
-        // (0006): a queued row is held with its older text (indexed = 1) or not at all (indexed = 0).
-        // FTS5's own integrity-check is a write, which a read-only check cannot run; its docsize table has
-        // one row per indexed row.
-        let unindexed = try database.queryFirst(
-            """
-            SELECT (SELECT count(*) FROM delegations d
-                    WHERE NOT EXISTS (SELECT 1 FROM delegation_search_docsize s WHERE s.id = d.seq)
-                      AND NOT EXISTS (SELECT 1 FROM delegation_search_queue q WHERE q.seq = d.seq)),
-                   (SELECT count(*) FROM delegation_search_docsize s WHERE NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = s.id)),
-                   (SELECT count(*) FROM delegation_search_queue q
-                    WHERE q.indexed <> EXISTS (SELECT 1 FROM delegation_search_docsize s WHERE s.id = q.seq)
-                       OR NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = q.seq)),
-                   (SELECT count(*) FROM delegation_search_queue)
-            """)
-        let missingFromIndex = unindexed?[0].int ?? 0, strayInIndex = unindexed?[1].int ?? 0
-        let misqueued = unindexed?[2].int ?? 0, queued = unindexed?[3].int ?? 0
-        let indexOK = missingFromIndex == 0 && strayInIndex == 0 && misqueued == 0
-        findings.append(CheckFinding(
-            name: "search_index", ok: indexOK,
-            detail: indexOK
-                ? "every row is in the search index or queued for it (\(queued) queued), and nothing else"
-                : "\(missingFromIndex) row(s) missing from the search index, \(strayInIndex) stray entr(ies), \(misqueued) queue entr(ies) that do not match the index; rebuild it with BEGIN IMMEDIATE; INSERT INTO delegation_search (delegation_search) VALUES ('rebuild'); DELETE FROM delegation_search_queue; COMMIT"))
-
         let drifted = try database.query(
             """
             SELECT c.status, c.rows, (SELECT count(*) FROM delegations d WHERE d.status = c.status) AS actual
@@ -154,5 +131,58 @@ package enum Checks {
                 : "\(old.count) delegation(s) queued since before \(thresholds.queuedBefore), over half the queued deadline: is the platform's list showing their outcome?",
             examples: old.prefix(5).map { "\($0[0].string ?? "") queued at \($0[1].string ?? "")" }))
         return findings
+    }
+    /// The search index file (0007) holds exactly the rows there are, with their current text, except rows
+    /// queued for it (inserted, changed or deleted since it last caught up); its FTS5 index has an entry
+    /// for every row of its copy of the text. (FTS5's own integrity-check is a write, which a read-only
+    /// check cannot run.)
+    static func searchIndex(_ database: Database) throws -> CheckFinding {
+        let file = SearchIndex.path(forDatabaseAt: database.path)
+        guard try SearchIndex.isLaidOut(database) else {
+            return CheckFinding(
+                name: "search_index", ok: false,
+                detail: "the search index \(file) is missing, not set up or unreadable: searches scan until it is there; the next read-write open (a worker, any admin write) builds a missing one, and an unreadable one is rebuilt once deleted (with its -wal and -shm, every process using the database stopped)")
+        }
+        let counts: Row?
+        do {
+            guard try SearchIndex.matchesDatabase(database) else {
+                return CheckFinding(
+                    name: "search_index", ok: false,
+                    detail: "the search index \(file) is from another moment than the database (one of them restored from a backup?); searches scan; the next read-write open rebuilds it")
+            }
+            let quick = try database.query("PRAGMA search.quick_check").compactMap { $0[0].string }
+            guard quick == ["ok"] else {
+                return CheckFinding(
+                    name: "search_index", ok: false,
+                    detail: "the search index \(file) is damaged (\(quick.prefix(3).joined(separator: "; "))); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")
+            }
+            counts = try database.queryFirst(
+            """
+            SELECT (SELECT count(*) FROM delegations d
+                    WHERE NOT EXISTS (SELECT 1 FROM search.search_docs s WHERE s.seq = d.seq)
+                      AND NOT EXISTS (SELECT 1 FROM delegation_search_queue q WHERE q.seq = d.seq)),
+                   (SELECT count(*) FROM search.search_docs s
+                    WHERE NOT EXISTS (SELECT 1 FROM delegations d WHERE d.seq = s.seq)
+                      AND NOT EXISTS (SELECT 1 FROM delegation_search_queue q WHERE q.seq = s.seq)),
+                   (SELECT count(*) FROM search.search_docs s CROSS JOIN delegations d USING (seq)
+                    WHERE (s.task IS NOT d.task OR s.result IS NOT d.result OR s.error IS NOT d.error)
+                      AND NOT EXISTS (SELECT 1 FROM delegation_search_queue q WHERE q.seq = s.seq)),
+                   (SELECT count(*) FROM search.search_docs) - (SELECT count(*) FROM search.search_index_docsize),
+                   (SELECT count(*) FROM delegation_search_queue)
+            """)
+        } catch {
+            if (error as? SQLiteError)?.isBusy == true { throw error }
+            return CheckFinding(
+                name: "search_index", ok: false,
+                detail: "the search index \(file) could not be read (\(error)); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")
+        }
+        let missing = counts?[0].int ?? 0, stray = counts?[1].int ?? 0, stale = counts?[2].int ?? 0
+        let unindexed = counts?[3].int ?? 0, queued = counts?[4].int ?? 0
+        let ok = missing == 0 && stray == 0 && stale == 0 && unindexed == 0
+        return CheckFinding(
+            name: "search_index", ok: ok,
+            detail: ok
+                ? "every row is in the search index with its text or queued for it (\(queued) queued), and nothing else"
+                : "\(missing) row(s) missing from the search index, \(stray) stray entr(ies), \(stale) with older text, \(unindexed) copied but not indexed; stop every process using the database and delete \(file) (with its -wal and -shm): the next read-write open rebuilds it")
     }
 }

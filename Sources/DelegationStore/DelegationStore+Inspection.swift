@@ -45,7 +45,14 @@ extension DelegationStore {
 
     /// Every invariant the queue promises, checked on the file as it is.
     public func check(_ thresholds: CheckThresholds) async throws -> [CheckFinding] {
-        try await snapshot("checking the database") { try Checks.findings($0, thresholds) }
+        let findings = try await snapshot("checking the database") { try Checks.findings($0, thresholds) }
+        // Apart, and never a throw: the search index file is derived data, and an error reading it (a damaged
+        // page inside the database's snapshot failed that transaction) must not cost the database's findings.
+        do {
+            return findings + [try await read("checking the search index") { try Checks.searchIndex($0) }]
+        } catch {
+            return findings + [CheckFinding(name: "search_index", ok: false, detail: "could not check the search index: \(error)")]
+        }
     }
 
     /// failed → pending for every delegation that failed at or after `finishedSince`, in one transaction.

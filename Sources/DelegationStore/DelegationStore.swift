@@ -11,7 +11,8 @@ package import SQLiteDatabase
 /// throws `DelegationStoreError`. No SQLite type appears in a public signature, so a second backend
 /// (PostgreSQL, for deployments beyond one machine) can stand behind the same operations.
 ///
-/// This one is SQLite: one file, a writer thread that group-commits, a reader thread. Safe to share
+/// This one is SQLite: one file, a writer thread that group-commits, a reader thread, and an indexer
+/// thread that keeps the search index (a second file, `SearchIndex`) out of the writer's way. Safe to share
 /// between tasks. Several processes may open the same file; every write starts with `BEGIN IMMEDIATE`
 /// and waits up to the busy timeout for the lock, so normal contention never surfaces as SQLITE_BUSY.
 public final class DelegationStore: Sendable {
@@ -23,6 +24,9 @@ public final class DelegationStore: Sendable {
     /// Set before the connections close: the lock-wait handle is not used after that.
     private let closing = Mutex(false)
     private let reader: DatabaseThread<ReadJob>
+    /// Nil when opened read-only. Its jobs are never submitted: it catches up each time it has been idle.
+    private let indexer: DatabaseThread<ReadJob>?
+    private let indexerStopping = StopFlag()
     /// Transactions and operations the writer committed (operations ÷ transactions = group-commit factor).
     public let writerStatistics = WriterStatistics()
     /// The migrations this open applied (empty when the schema was current, and always when read-only).
@@ -35,27 +39,32 @@ public final class DelegationStore: Sendable {
         self.configuration = configuration
         self.logger = logger
         let statistics = writerStatistics
-        if configuration.access == .readWrite {
-            let (writeConnection, migrated) = try Self.connect(configuration, writable: true)
-            migratedAtOpen = migrated
-            writerLockWaits = writeConnection.lockWaits
-            let schedule = SearchIndexSchedule()
-            let logger = logger
-            writer = DatabaseThread(
-                name: "delegation-store-writer", database: writeConnection, idle: SearchIndexSchedule.interval,
-                onIdle: { database in
-                    SearchIndex.catchUpIfDue(database, schedule: schedule, writes: 0, statistics: statistics, logger: logger)
-                }
-            ) { database, jobs in
+        // Every connection first, then the threads: an open that fails leaves no thread behind.
+        let writable = configuration.access == .readWrite
+        let (writeConnection, migrated) = writable ? try Self.connect(configuration, .writer) : (nil, [])
+        // Its own connection, so that neither the index file's lock nor its merges are ever the writer's.
+        let indexConnection = writable ? try Self.connect(configuration, .indexer, logger: logger).database : nil
+        let readConnection = try Self.connect(configuration, .reader).database
+        migratedAtOpen = migrated
+        writerLockWaits = writeConnection?.lockWaits
+        if let writeConnection {
+            writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
                 GroupCommit.run(jobs, on: database, statistics: statistics)
-                SearchIndex.catchUpIfDue(database, schedule: schedule, writes: jobs.count, statistics: statistics, logger: logger)
             }
         } else {
-            migratedAtOpen = []
-            writerLockWaits = nil
             writer = nil
         }
-        let readConnection = try Self.connect(configuration, writable: false).database
+        let logger = logger, stopping = indexerStopping
+        if let indexConnection {
+            indexer = DatabaseThread(
+                name: "delegation-store-indexer", database: indexConnection, idle: SearchIndex.interval,
+                onIdle: { database in
+                    SearchIndex.catchUpAll(database, stopping: stopping, statistics: statistics, logger: logger)
+                }
+            ) { _, _ in }
+        } else {
+            indexer = nil
+        }
         reader = DatabaseThread(readerNamed: "delegation-store-reader", database: readConnection)
     }
 
@@ -70,9 +79,11 @@ public final class DelegationStore: Sendable {
         closing.withLock { closing in if !closing { writerLockWaits?.restore() } }
     }
 
-    /// Finishes queued work and closes both connections.
+    /// Finishes queued work (the indexer only its current batch) and closes every connection.
     public func close() async {
         closing.withLock { $0 = true }
+        indexerStopping.set()
+        await indexer?.stop()
         await writer?.stop()
         await reader.stop()
     }
@@ -118,8 +129,21 @@ public final class DelegationStore: Sendable {
 
     // MARK: Opening
 
-    /// A connection set up for the store; the writable one migrates first (the versions it applied are returned).
-    static func connect(_ configuration: StoreConfiguration, writable: Bool) throws -> (database: Database, migrated: [Int]) {
+    /// What a connection is for.
+    enum Role {
+        /// Migrates; writes the database only (never the search index: its transactions would take that file's lock).
+        case writer
+        /// Writes the search index file (creating it when missing) and takes rows off its queue.
+        case indexer
+        /// Reads both files.
+        case reader
+    }
+
+    /// A connection set up for the store; the writer migrates first (the versions it applied are returned).
+    static func connect(
+        _ configuration: StoreConfiguration, _ role: Role, logger: Logger = Logger(label: "delegation.store")
+    ) throws -> (database: Database, migrated: [Int]) {
+        let writable = role != .reader
         let path = configuration.path
         if path != ":memory:" {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -145,7 +169,7 @@ public final class DelegationStore: Sendable {
             // Sorting inside the claim and list queries uses temporary B-trees; in memory rather than in
             // temporary files, which made every claim and complete several times slower.
             try database.execute(script: "PRAGMA temp_store = MEMORY")
-            if writable {
+            if role == .writer {
                 let mode = try database.queryFirst("PRAGMA journal_mode = WAL")?[0].string
                 guard mode == "wal" else {
                     throw DelegationStoreError.cannotOpen(
@@ -154,6 +178,20 @@ public final class DelegationStore: Sendable {
                 try database.execute(
                     script: "PRAGMA synchronous = \(configuration.durability.rawValue); PRAGMA foreign_keys = ON")
                 migrated = try Migrator.migrate(database)
+            } else if role == .indexer {
+                try database.execute(script: "PRAGMA synchronous = \(configuration.durability.rawValue)")
+                // A damaged index file must not keep the queue from working: without it searches scan, and
+                // `check` says what to do. (An in-memory database has no file to put one beside.)
+                do {
+                    guard path != ":memory:" else { return (database, []) }
+                    try SearchIndex.attach(database, databasePath: path, create: true)
+                    // At once when it can (a new file is searchable sooner); else the indexer's first round does it.
+                    try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.setUp(database) }
+                } catch {
+                    logger.warning(
+                        "the search index is unusable; searches scan until it is deleted (it is then rebuilt)",
+                        metadata: ["file": "\(SearchIndex.path(forDatabaseAt: path))", "error": "\(error)"])
+                }
             } else {
                 try database.execute(script: "PRAGMA query_only = ON")
                 if configuration.access == .readOnly {
@@ -165,6 +203,8 @@ public final class DelegationStore: Sendable {
                             path: path, found: applied.map(\.version).max() ?? 0, known: Migration.all.last?.version ?? 0)
                     }
                 }
+                // Missing until a read-write open creates it: searches then match every row on its text.
+                if path != ":memory:" { _ = try? SearchIndex.attach(database, databasePath: path, create: false) }
             }
         } catch let error as SQLiteError {
             if error.isCorrupt {

@@ -44,8 +44,11 @@ package enum Queries {
 
     /// `SELECT <columns> FROM delegations WHERE … ORDER BY … LIMIT ?` and its arguments. With a search of
     /// three characters or more: the trigram index's hits, and the rows still waiting to be indexed
-    /// matched on their text, merged in seq order (`seq` is then an extra last column).
-    package static func select(_ columns: String, _ query: DelegationQuery) -> (sql: String, arguments: [any SQLiteBindable]) {
+    /// matched on their text, merged in seq order (`seq` is then an extra last column). `indexed`: the
+    /// connection has the index attached (`SearchIndex.isAvailable`); without it a search is a scan.
+    package static func select(
+        _ columns: String, _ query: DelegationQuery, indexed: Bool = true
+    ) -> (sql: String, arguments: [any SQLiteBindable]) {
         var conditions: [String] = []
         var arguments: [any SQLiteBindable] = []
         if !query.statuses.isEmpty {
@@ -78,17 +81,17 @@ package enum Queries {
             return all.isEmpty ? "" : "WHERE " + all.joined(separator: " AND ") + " "
         }
 
-        guard let search = query.search, search.unicodeScalars.count >= 3 else {
+        guard let search = query.search, search.unicodeScalars.count >= 3, indexed else {
             // seq (the rowid) breaks ties: it rides along in every index on created_at, so no sort is needed.
             let order = query.newestFirst ? "ORDER BY created_at DESC, seq DESC" : "ORDER BY created_at, seq"
             if let search = query.search {
-                // Too short for trigrams: a scan.
+                // Too short for trigrams, or no index file (yet): a scan.
                 return ("SELECT \(columns) FROM delegations " + whereClause([like]) + order + " LIMIT ?",
                         arguments + likeArguments(search) + [limit])
             }
             return ("SELECT \(columns) FROM delegations " + whereClause([]) + order + " LIMIT ?", arguments + [limit])
         }
-        // The trigram index (0005) drives the first arm, walked in rowid order (a phrase of the text is a
+        // The trigram index (its own file since 0007) drives the first arm, walked in rowid order (a phrase of the text is a
         // substring match, case-insensitive); rows it does not hold yet, or holds with older text, are in
         // delegation_search_queue (0006) and are matched by LIKE in the second. Both arms come in seq
         // order, so SQLite merges them and the first `limit` rows that pass the filters end the query (2 ms
@@ -101,7 +104,7 @@ package enum Queries {
         let phrase = "\"" + search.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         let direction = query.newestFirst ? "DESC" : "ASC"
         let sql = """
-            SELECT \(columns), seq FROM (SELECT rowid AS seq FROM delegation_search WHERE delegation_search MATCH ?) AS hits \
+            SELECT \(columns), seq FROM (SELECT rowid AS seq FROM search.search_index WHERE search_index MATCH ?) AS hits \
             CROSS JOIN delegations USING (seq) \
             \(whereClause(["seq NOT IN (SELECT seq FROM delegation_search_queue)"]))\
             UNION ALL \
@@ -113,13 +116,17 @@ package enum Queries {
     }
 
     package static func list(_ database: Database, _ query: DelegationQuery) throws -> [Delegation] {
-        let (sql, arguments) = select(Delegation.columns, query)
-        return try database.query(sql, arguments: arguments).map(Delegation.init(row:))
+        try scanningPastADamagedIndex(database, query) { indexed in
+            let (sql, arguments) = select(Delegation.columns, query, indexed: indexed)
+            return try database.query(sql, arguments: arguments).map(Delegation.init(row:))
+        }
     }
 
     package static func ids(_ database: Database, _ query: DelegationQuery) throws -> [String] {
-        let (sql, arguments) = select("id", query)
-        return try database.query(sql, arguments: arguments).compactMap { $0[0].string }
+        try scanningPastADamagedIndex(database, query) { indexed in
+            let (sql, arguments) = select("id", query, indexed: indexed)
+            return try database.query(sql, arguments: arguments).compactMap { $0[0].string }
+        }
     }
 
     /// Streams the matching rows one at a time (and their events when asked): memory stays flat whatever the size.
@@ -127,11 +134,37 @@ package enum Queries {
         _ database: Database, _ query: DelegationQuery, withEvents: Bool,
         _ body: (Delegation, [DelegationEvent]?) throws -> Void
     ) throws {
-        let (sql, arguments) = select(Delegation.columns, query)
-        // Events are read on the side while the main statement steps: a second cached statement.
-        try database.forEachRow(sql, arguments: arguments) { row in
-            let delegation = Delegation(row: row)
-            try body(delegation, withEvents ? try events(database, delegationID: delegation.id) : nil)
+        let indexed = try usesIndex(database, query)
+        var delivered = false
+        func run(_ indexed: Bool) throws {
+            let (sql, arguments) = select(Delegation.columns, query, indexed: indexed)
+            // Events are read on the side while the main statement steps: a second cached statement.
+            try database.forEachRow(sql, arguments: arguments) { row in
+                let delegation = Delegation(row: row)
+                delivered = true
+                try body(delegation, withEvents ? try events(database, delegationID: delegation.id) : nil)
+            }
+        }
+        do {
+            try run(indexed)
+        } catch let error as SQLiteError where error.isCorrupt && indexed && !delivered {
+            try run(false)  // a damaged index file: scanned past, as `list` does (no row was given out twice)
+        }
+    }
+
+    private static func usesIndex(_ database: Database, _ query: DelegationQuery) throws -> Bool {
+        query.search == nil ? false : try SearchIndex.isAvailable(database)
+    }
+
+    /// The index file is derived data: if it turns out damaged, the same query scans instead of failing.
+    private static func scanningPastADamagedIndex<T>(
+        _ database: Database, _ query: DelegationQuery, _ body: (_ indexed: Bool) throws -> T
+    ) throws -> T {
+        guard try usesIndex(database, query) else { return try body(false) }
+        do {
+            return try body(true)
+        } catch let error as SQLiteError where error.isCorrupt {
+            return try body(false)
         }
     }
 

@@ -1,135 +1,352 @@
+import Foundation
 package import SQLiteDatabase
 import Logging
 import Synchronization
 
-/// Catches the trigram search index up with the rows `delegation_search_queue` names (migration 0006).
+/// The trigram search index, kept in a file of its own (`<database>-search`, migration 0007) and caught
+/// up with the rows `delegation_search_queue` names.
 ///
-/// Rows reach the index in batches rather than one transaction at a time: an FTS5 write makes a new
-/// segment per transaction (~7 WAL pages), so indexing each enqueue and each completion on its own
-/// cost a third of their writes. Searching never waits for this: queued rows are matched on their
-/// current text (`Queries.select`), so catching up changes how a row is found, not whether.
+/// Why its own file: FTS5 merges segments inside whichever transaction tips a level over, and at a
+/// million rows one merge step held the write lock 70-145 ms; every worker commit waited behind it.
+/// Here the index is written on a connection of its own under the index file's lock, and the database's
+/// lock is taken only to remove entries from the queue. Why batches: an FTS5 write makes a segment per
+/// transaction, so indexing each enqueue and completion on its own cost a third of their writes.
+///
+/// Searching never waits for this: queued rows are matched on their current text (`Queries.select`),
+/// so catching up changes how a row is found, not whether. The index file keeps a copy of the text it
+/// indexed (`search_docs`), so indexing a row is idempotent: a batch indexed again after a crash between
+/// the index file's commit and the queue's leaves the index exactly as once. One indexer at a time works
+/// on a database (`withIndexerLock`): two could write a row's older text after its newer one.
 package enum SearchIndex {
-    /// Rows indexed per catch-up transaction: large enough to share a segment, small enough that the
-    /// writer (and every worker waiting on it) is held only a few milliseconds.
+    /// Rows indexed per batch: large enough to share a segment, small enough that a batch takes a few
+    /// milliseconds.
     package static let batch = 512
-    /// Characters of text per catch-up transaction, whatever the number of rows: results run to 1 MiB
-    /// (`TextLimit`), and indexing costs ~0.1 s per million characters here, so a batch of 512 large ones
-    /// would hold the writer for most of a minute. At least one row is always taken.
+    /// Characters of text per batch, whatever the number of rows: results run to 1 MiB (`TextLimit`), and
+    /// indexing costs ~0.1 s per million characters here. At least one row is always taken.
     package static let budget = 500_000
+    /// How long the indexer waits idle before it looks at the queue again: the index lags the database by
+    /// about this much, plus a batch.
+    static let interval = Duration.seconds(1)
+    /// The index file's layout (its `user_version`); 0 is a file not yet set up.
+    static let format = 1
 
-    /// Indexes queued rows, oldest first, up to `limit` rows and `budget` characters of text, in the
-    /// caller's transaction; returns how many.
+    /// Where the index of the database at `path` lives.
+    package static func path(forDatabaseAt path: String) -> String { path + "-search" }
+
+    /// Attaches the index file as schema `search`. With `create`, a missing file is created (empty: `setUp`
+    /// lays it out); without, a missing file is not attached and false is returned (searches then match
+    /// every row by LIKE).
+    @discardableResult
+    package static func attach(_ database: Database, databasePath: String, create: Bool) throws -> Bool {
+        let file = path(forDatabaseAt: databasePath)
+        if !create && !FileManager.default.fileExists(atPath: file) { return false }
+        if create {
+            // SQLite would create it 0644; it holds the same tasks and results as the database.
+            let descriptor = open(file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+            if descriptor >= 0 {
+                close(descriptor)
+                // A log left by a deleted index file would be replayed into the new, empty one.
+                unlink(file + "-wal")
+                unlink(file + "-shm")
+                giveToDatabaseOwner(file, databasePath: databasePath)
+            }
+        }
+        try database.execute("ATTACH DATABASE ? AS search", file)
+        guard create else { return true }
+        guard try database.queryFirst("PRAGMA search.journal_mode = WAL")?[0].string == "wal" else {
+            throw SQLiteError(extendedResultCode: 1, message: "could not switch the search index \(file) to WAL")
+        }
+        // FULL whatever the database's setting: at NORMAL a power loss could take back an index commit whose
+        // rows the database had already taken off the queue, and they would never be indexed.
+        try database.execute(script: "PRAGMA search.synchronous = FULL")
+        return true
+    }
+
+    /// Lays out an empty index file and queues every row for it; nothing when it is laid out already.
+    /// Rows are queued a range of `seq`s at a time, each range a short write of the database alone, then the
+    /// tables are made in one write of the index file alone; every step is safe to repeat after a crash.
+    package static func setUp(_ database: Database) throws {
+        let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
+        if version == format { return }
+        guard version == 0 else {
+            throw SQLiteError(
+                extendedResultCode: 1,
+                message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), this build knows \(format): delete it (it is rebuilt)")
+        }
+        // By rows, not by seq values: seqs may be anything raw SQL gave them, negative or huge.
+        var lower = try database.queryFirst("SELECT min(seq) FROM main.delegations")?[0].int
+        var inclusive = true
+        while let from = lower {
+            let comparison = inclusive ? ">=" : ">"
+            guard let to = try database.queryFirst(
+                "SELECT max(seq) FROM (SELECT seq FROM main.delegations WHERE seq \(comparison) ?1 ORDER BY seq LIMIT ?2)",
+                from, setUpRange)?[0].int
+            else { break }
+            try database.execute(
+                """
+                INSERT INTO main.delegation_search_queue (seq)
+                SELECT seq FROM main.delegations WHERE seq \(comparison) ?1 AND seq <= ?2
+                ON CONFLICT (seq) DO UPDATE SET changes = changes + 1
+                """, from, to)
+            (lower, inclusive) = (to, false)
+        }
+        try database.transaction(.deferred) {
+            // The first statement writes the index file (its lock, and never the database's).
+            try database.execute(
+                script: """
+                    CREATE TABLE IF NOT EXISTS search.search_docs (seq INTEGER PRIMARY KEY, task TEXT, result TEXT, error TEXT);
+                    CREATE TABLE IF NOT EXISTS search.search_state (batches INTEGER NOT NULL);
+                    DELETE FROM search.search_state;
+                    INSERT INTO search.search_state (batches) SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0);
+                    CREATE VIRTUAL TABLE IF NOT EXISTS search.search_index USING fts5(
+                        task, result, error, content = 'search_docs', content_rowid = 'seq', tokenize = 'trigram');
+                    CREATE TRIGGER IF NOT EXISTS search.search_docs_insert AFTER INSERT ON search_docs BEGIN
+                        INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
+                    END;
+                    CREATE TRIGGER IF NOT EXISTS search.search_docs_delete AFTER DELETE ON search_docs BEGIN
+                        INSERT INTO search_index (search_index, rowid, task, result, error)
+                        VALUES ('delete', OLD.seq, OLD.task, OLD.result, OLD.error);
+                    END;
+                    PRAGMA search.user_version = \(format);
+                    """)
+        }
+    }
+
+    /// Whether the index file and the database are from the same moment: the batches the database has taken
+    /// off the queue and the count the index file read with its last batch differ by 0 or 1. A file restored
+    /// from a backup (either one) differs by more once two batches have run since, and is then not used.
+    /// One statement, so the database's snapshot is read first.
+    package static func matchesDatabase(_ database: Database) throws -> Bool {
+        let row = try database.queryFirst(
+            "SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0), (SELECT batches FROM search.search_state)")
+        guard let taken = row?[0].int, let recorded = row?[1].int else { return false }
+        return taken == recorded || (recorded < Int.max && taken == recorded + 1)
+    }
+
+    /// Empties an index file that is from another moment than its database, so that `setUp` lays it out again
+    /// and queues every row. Under the indexer's lock (nothing else writes the index file).
+    static func reset(_ database: Database) throws {
+        _ = try withIndexerLock(databasePath: database.path) {
+            try database.transaction(.deferred) {
+                try database.execute(
+                    script: """
+                        DROP TABLE IF EXISTS search.search_index;
+                        DROP TABLE IF EXISTS search.search_docs;
+                        DROP TABLE IF EXISTS search.search_state;
+                        PRAGMA search.user_version = 0;
+                        """)
+            }
+        }
+    }
+
+    /// Rows queued per write while a new index file is set up (a few ms of the database's lock each).
+    static let setUpRange = 10_000
+
+    /// Whether this connection can search through the index: the file attached, laid out, readable (a file
+    /// damaged past its header is caught by the query: `Queries` then scans; `check` names it) and from the
+    /// same moment as the database (`matchesDatabase`).
+    package static func isAvailable(_ database: Database) throws -> Bool {
+        guard try isLaidOut(database) else { return false }
+        do {
+            return try matchesDatabase(database)
+        } catch let error as SQLiteError where !error.isBusy {
+            return false  // its state unreadable: damaged
+        }
+    }
+
+    /// The index file attached, with this build's layout.
+    package static func isLaidOut(_ database: Database) throws -> Bool {
+        guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return false }
+        // Inside a transaction the first file read fixes its snapshot: the database's first, so that a row
+        // taken off the queue in that snapshot is already in the index file's (which commits first).
+        _ = try database.queryFirst("SELECT 1 FROM main.sqlite_master LIMIT 1")
+        do {
+            guard try database.queryFirst("PRAGMA search.user_version")?[0].int == format else { return false }
+            return try database.queryFirst("SELECT 1 FROM search.sqlite_master WHERE name = 'search_index'") != nil
+        } catch let error where !error.isBusy {
+            return false
+        }
+    }
+
+    /// A queued row as a batch saw it: taken off the queue only if it has not changed since.
+    package struct Queued: Sendable, Equatable {
+        var seq: Int
+        var changes: Int
+    }
+
+    /// Indexes one batch and takes it off the queue; returns how many rows it indexed (0 also when another
+    /// indexer is at work on this database). The connection has the index attached (`attach`).
     @discardableResult
     package static func catchUp(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> Int {
-        // The text a row costs: what goes into the index and what comes out of it. Stepped one row at a time
-        // and left as soon as the budget is spent: the text of rows not taken is never read.
-        let sizes = try database.statement(
-            """
-            SELECT q.seq, coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
-                          + coalesce(length(q.old_result), 0) + coalesce(length(q.old_error), 0)
-            FROM delegation_search_queue q LEFT JOIN delegations d USING (seq)
-            ORDER BY q.seq LIMIT ?
-            """, [max(1, limit)])
-        var last: Int?
-        var count = 0
-        var text = 0
-        while try sizes.step() {
-            guard let seq = sizes.value(at: 0).int else { break }
-            last = seq
-            count += 1
-            text += max(0, sizes.value(at: 1).int ?? 0)
-            if text >= budget { break }
+        try withIndexerLock(databasePath: database.path) {
+            let rows = try index(database, limit: limit, budget: budget)
+            try dequeue(database, rows)
+            return rows.count
+        } ?? 0
+    }
+
+    /// Runs `body` as the database's only indexer, or returns nil at once when another holds the lock (an
+    /// advisory `flock` on `<database>-search.lock`, released by the kernel if its holder dies). With two at
+    /// once, one could write a row's older text after the other wrote its newer text, or take a row off the
+    /// queue that changed after the other's batch: the row would then be missing from the index for good.
+    package static func withIndexerLock<T>(databasePath: String, _ body: () throws -> T) throws -> T? {
+        let file = path(forDatabaseAt: databasePath) + ".lock"
+        let descriptor = open(file, O_CREAT | O_RDONLY | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            let code = errno
+            throw SQLiteError(extendedResultCode: 14, message: "cannot open the indexer's lock file \(file): errno \(code)")  // SQLITE_CANTOPEN
         }
-        sizes.reset()  // step() resets on an error; the queue is written below
-        guard let last else { return 0 }
-        // What the index holds for a row that changed since it was indexed goes first, with the text it was
-        // indexed with (an external-content FTS5 index finds its entries from the values it is given).
-        // CROSS JOIN keeps the queue the outer loop: left to itself the planner walked delegations from
-        // seq 1 up to the batch's last seq, the whole table when the queue holds only recent rows.
-        try database.execute(
-            """
-            INSERT INTO delegation_search (delegation_search, rowid, task, result, error)
-            SELECT 'delete', q.seq, d.task, q.old_result, q.old_error
-            FROM delegation_search_queue q CROSS JOIN delegations d USING (seq)
-            WHERE q.seq <= ?1 AND q.indexed = 1
-            """, last)
-        try database.execute(
-            """
-            INSERT INTO delegation_search (rowid, task, result, error)
-            SELECT d.seq, d.task, d.result, d.error
-            FROM delegation_search_queue q CROSS JOIN delegations d USING (seq)
-            WHERE q.seq <= ?1
-            """, last)
-        try database.execute("DELETE FROM delegation_search_queue WHERE seq <= ?1", last)
-        return count
+        defer { close(descriptor) }  // also releases the lock
+        giveToDatabaseOwner(file, databasePath: databasePath)
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            if code == EWOULDBLOCK { return nil }
+            throw SQLiteError(extendedResultCode: 10, message: "cannot lock \(file): errno \(code)")  // SQLITE_IOERR
+        }
+        return try body()
     }
 
-    /// Whether any row still waits (a batch cut short by its limits leaves a backlog).
-    package static func hasQueued(_ database: Database) throws -> Bool {
-        try database.queryFirst("SELECT EXISTS (SELECT 1 FROM delegation_search_queue)")?[0].int == 1
+    /// A file this process made beside the database belongs to the database's owner (as SQLite does for
+    /// `-wal` and `-shm`): an admin command run as root must not leave the worker a file it cannot open.
+    static func giveToDatabaseOwner(_ file: String, databasePath: String) {
+        guard geteuid() == 0 else { return }
+        var database = stat(), own = stat()
+        guard stat(databasePath, &database) == 0, stat(file, &own) == 0 else { return }
+        if own.st_uid != database.st_uid || own.st_gid != database.st_gid {
+            _ = chown(file, database.st_uid, database.st_gid)
+        }
     }
 
-    /// Catches up once in its own transaction if `schedule` says it is due, waiting at most a moment for
-    /// another process's lock (it can as well be done at the next chance). Called on the writer's thread
-    /// after a batch of writes, and when it has been idle for a second.
-    static func catchUpIfDue(
-        _ database: Database, schedule: SearchIndexSchedule, writes: Int, statistics: WriterStatistics, logger: Logger
-    ) {
-        guard schedule.due(after: writes) else { return }
-        do {
-            let (indexed, more) = try database.withLockWaitLimit(.milliseconds(100)) {
-                try database.transaction(.immediate) { (try catchUp(database), try hasQueued(database)) }
+    /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters, in and out)
+    /// into the index file: each row's old entry out, its current text in (nothing, for a deleted row).
+    /// Only one indexer at a time (`catchUp` holds `withIndexerLock`). The batch is
+    /// read from the database in a short read transaction of its own, so that no snapshot of the database
+    /// is held while FTS5 merges (a held snapshot keeps the log from being checkpointed); then it is written
+    /// in one transaction of the index file alone.
+    package static func index(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> [Queued] {
+        var batch: [(queued: Queued, task: SQLiteValue, result: SQLiteValue, error: SQLiteValue)] = []
+        var batches = 0
+        try database.transaction(.deferred) {
+            batches = try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
+            // Stepped one row at a time and left as soon as the budget is spent: the text of rows not taken
+            // is never read. A deleted row comes back with NULL text (the LEFT JOIN) and is only taken out.
+            // What a row costs is the text taken out of the index (its copy there) and put in.
+            let rows = try database.statement(
+                """
+                SELECT q.seq, q.changes, d.task, d.result, d.error,
+                       coalesce(length(d.task), 0) + coalesce(length(d.result), 0) + coalesce(length(d.error), 0)
+                       + coalesce((SELECT coalesce(length(s.task), 0) + coalesce(length(s.result), 0) + coalesce(length(s.error), 0)
+                                   FROM search.search_docs s WHERE s.seq = q.seq), 0)
+                FROM main.delegation_search_queue q LEFT JOIN main.delegations d USING (seq)
+                ORDER BY q.seq LIMIT ?
+                """, [max(1, limit)])
+            defer { rows.reset() }
+            var text = 0
+            while try rows.step() {
+                guard let seq = rows.value(at: 0).int, let changes = rows.value(at: 1).int else { break }
+                let (task, result, error) = (rows.value(at: 2), rows.value(at: 3), rows.value(at: 4))
+                batch.append((Queued(seq: seq, changes: changes), task, result, error))
+                text += max(0, rows.value(at: 5).int ?? 0)
+                if text >= budget { break }
             }
-            schedule.caughtUp(more: more)
-            statistics.recordSearchCatchUp(rows: indexed)
+        }
+        guard !batch.isEmpty else { return [] }
+        try database.transaction(.deferred) {
+            // The first statement writes the index file: its lock is taken then, and the database's never.
+            // The triggers on search_docs take the old text out of the index and put the new text in.
+            try database.execute("UPDATE search.search_state SET batches = ?1", batches)
+            for row in batch {
+                try database.execute("DELETE FROM search.search_docs WHERE seq = ?1", row.queued.seq)
+                if !row.task.isNull {
+                    try database.execute(
+                        "INSERT INTO search.search_docs (seq, task, result, error) VALUES (?1, ?2, ?3, ?4)",
+                        row.queued.seq, row.task, row.result, row.error)
+                }
+            }
+        }
+        return batch.map(\.queued)
+    }
+
+    /// Takes indexed rows off the queue, except those that changed after their batch read them (they stay
+    /// queued and are indexed again). A short write of the database alone.
+    package static func dequeue(_ database: Database, _ rows: [Queued]) throws {
+        guard !rows.isEmpty else { return }
+        try database.transaction(.deferred) {
+            for row in rows {
+                try database.execute("DELETE FROM main.delegation_search_queue WHERE seq = ?1 AND changes = ?2", row.seq, row.changes)
+            }
+            try database.execute("UPDATE main.delegation_search_progress SET batches = batches + 1")
+        }
+    }
+
+    /// Whether any row still waits.
+    package static func hasQueued(_ database: Database) throws -> Bool {
+        try database.queryFirst("SELECT EXISTS (SELECT 1 FROM main.delegation_search_queue)")?[0].int == 1
+    }
+
+    /// Indexes every row in one transaction of the index file and empties the queue of what it saw: for
+    /// bulk loads (benchmarks), where 512-row batches would take minutes.
+    package static func rebuild(_ database: Database) throws {
+        guard try withIndexerLock(databasePath: database.path, { try rebuildLocked(database) }) != nil else {
+            throw SQLiteError(extendedResultCode: 5, message: "another indexer is at work on \(database.path)")  // SQLITE_BUSY
+        }
+    }
+
+    private static func rebuildLocked(_ database: Database) throws {
+        let rows = try database.transaction(.deferred) {
+            let batches = try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
+            try database.execute("UPDATE search.search_state SET batches = ?1", batches)
+            let queued = try database.query("SELECT seq, changes FROM main.delegation_search_queue").compactMap { row in
+                row[0].int.flatMap { seq in row[1].int.map { Queued(seq: seq, changes: $0) } }
+            }
+            try database.execute(
+                script: """
+                    DROP TRIGGER search.search_docs_insert;
+                    DELETE FROM search.search_docs;
+                    INSERT INTO search.search_docs (seq, task, result, error) SELECT seq, task, result, error FROM main.delegations;
+                    INSERT INTO search.search_index (search_index) VALUES ('rebuild');
+                    CREATE TRIGGER search.search_docs_insert AFTER INSERT ON search_docs BEGIN
+                        INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
+                    END;
+                    """)
+            return queued
+        }
+        try dequeue(database, rows)
+    }
+
+    /// Lays the index file out if it is new, then catches up until nothing waits or `stopping` says so, each batch waiting at most a moment for a lock
+    /// (another process's indexer or writer; it can as well be done a second later). Run by the store's
+    /// indexer thread when it has been idle a second.
+    static func catchUpAll(_ database: Database, stopping: StopFlag, statistics: WriterStatistics, logger: Logger) {
+        do {
+            // Not attached: the file was unusable at open (logged then).
+            guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return }
+            try database.withLockWaitLimit(.milliseconds(100)) {
+                if try database.queryFirst("PRAGMA search.user_version")?[0].int == format, try !matchesDatabase(database) {
+                    logger.warning(
+                        "the search index is from another moment than its database (one of them restored from a backup?): rebuilding it",
+                        metadata: ["file": "\(path(forDatabaseAt: database.path))"])
+                    try reset(database)
+                }
+                try setUp(database)
+            }
+            while !stopping.isSet {
+                let indexed = try database.withLockWaitLimit(.milliseconds(100)) { try catchUp(database) }
+                if indexed == 0 { return }
+                statistics.recordSearchCatchUp(rows: indexed)
+            }
         } catch {
             // Searches stay exact (queued rows are matched on their text); only slower until it works. Another
-            // process holding the lock (a VACUUM, a long evict) is routine: not worth a warning a second.
-            schedule.failed()
+            // process holding a lock (a VACUUM, another indexer merging) is routine: not worth a warning a second.
             let level: Logger.Level = (error as? SQLiteError)?.isBusy == true ? .debug : .warning
             logger.log(level: level, "could not catch the search index up; trying again in a second", metadata: ["error": "\(error)"])
         }
     }
 }
 
-/// When the writer catches the search index up: after `SearchIndex.batch` writes, or a second after the
-/// last catch-up when anything was written since (checked after each batch of writes and when the writer
-/// has been idle a second), or at once again while a backlog remains (a batch cut short, rows written by
-/// raw SQL or by another process). Touched only by the writer thread; the lock only makes that checkable.
-final class SearchIndexSchedule: Sendable {
-    private struct State {
-        var writesSince = 0
-        var last = ContinuousClock.now
-        var backlog = true  // unknown at open: look once
-    }
-    private let state = Mutex(State())
-    static let interval = Duration.seconds(1)
-
-    /// Counts `writes` operations just committed; true when a catch-up is due.
-    func due(after writes: Int) -> Bool {
-        state.withLock { state in
-            state.writesSince += writes
-            if state.backlog { return true }
-            if state.writesSince >= SearchIndex.batch { return true }
-            return state.writesSince > 0 && ContinuousClock.now - state.last >= Self.interval
-        }
-    }
-
-    /// Records a catch-up; `more`: rows still wait (its batch was cut short), so the next chance takes them.
-    func caughtUp(more: Bool) {
-        state.withLock { state in
-            state.writesSince = 0
-            state.last = ContinuousClock.now
-            state.backlog = more
-        }
-    }
-
-    /// A catch-up that failed (a lock held too long, a full disk): tried again after the interval.
-    func failed() {
-        state.withLock { state in
-            state.writesSince = 1
-            state.last = ContinuousClock.now
-            state.backlog = false
-        }
-    }
+/// Set once, read from another thread: tells a loop of batches to end after the current one.
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var isSet: Bool { flag.withLock { $0 } }
 }

@@ -4,15 +4,18 @@ import SQLiteDatabase
 import TestSupport
 import Testing
 
-/// The search index caught up in batches (migration 0006): a search is exact whether a row is indexed,
-/// queued for indexing, or indexed with text that has changed since; the index always matches its rows.
+/// The search index caught up in batches (0006), in a file of its own (0007): a search is exact whether a
+/// row is indexed, queued for indexing, or indexed with text that has changed since; the index always
+/// matches its rows, also when a batch is indexed twice or a row changes while its batch is indexed.
 @Suite struct SearchIndexTests {
-    /// A migrated file driven through one connection, so that nothing catches up behind the test's back.
+    /// A migrated file (and its index file) driven through one connection, so that nothing catches up
+    /// behind the test's back.
     static func database(_ directory: TemporaryDirectory) async throws -> Database {
         let path = directory.file("search.db")
         await (try DelegationStore(StoreConfiguration(path: path))).close()
         let database = try Database(path: path)
         try database.execute(script: "PRAGMA foreign_keys = ON")
+        #expect(try SearchIndex.attach(database, databasePath: path, create: false))
         return database
     }
 
@@ -24,13 +27,16 @@ import Testing
         try Queries.list(database, DelegationQuery(search: text, newestFirst: newestFirst, limit: limit)).map(\.task)
     }
 
-    /// FTS5's own check of an external-content index against its table (every row indexed with its text).
+    /// FTS5's own check of the index against its copy of the text, and that copy against the rows not queued.
     static func indexMatchesTable(_ database: Database) -> Bool {
-        (try? database.execute("INSERT INTO delegation_search (delegation_search, rank) VALUES ('integrity-check', 1)")) != nil
+        guard (try? database.execute("INSERT INTO search.search_index (search_index, rank) VALUES ('integrity-check', 1)")) != nil else {
+            return false
+        }
+        return (try? Checks.searchIndex(database).ok) == true
     }
 
     static func queued(_ database: Database) throws -> [String] {
-        try database.query("SELECT seq || ':' || indexed FROM delegation_search_queue ORDER BY seq").compactMap { $0[0].string }
+        try database.query("SELECT seq || ':' || changes FROM delegation_search_queue ORDER BY seq").compactMap { $0[0].string }
     }
 
     @Test func searchIsExactBeforeAndAfterTheIndexCatchesUp() async throws {
@@ -39,7 +45,7 @@ import Testing
         let first = try Self.insert(database, "report one")
         let second = try Self.insert(database, "report two")
         _ = try Self.insert(database, "unrelated")
-        #expect(try Self.queued(database) == ["\(first):0", "\(second):0", "\(second + 1):0"], "new rows wait for the index")
+        #expect(try Self.queued(database) == ["\(first):1", "\(second):1", "\(second + 1):1"], "new rows wait for the index")
         #expect(try Self.search(database, "REPORT") == ["report two", "report one"], "found on their text before indexing")
 
         #expect(try SearchIndex.catchUp(database) == 3)
@@ -51,15 +57,16 @@ import Testing
         try database.execute(
             "UPDATE delegations SET status = 'in_progress', lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE seq = ?", first)
         try database.execute("UPDATE delegations SET status = 'pending', error = 'peer said overloaded', lease_owner = NULL, lease_expires_at = NULL WHERE seq = ?", first)
-        #expect(try Self.queued(database) == ["\(first):1"], "queued with what the index holds")
+        #expect(try Self.queued(database) == ["\(first):1"], "queued again")
         #expect(try Self.search(database, "overloaded") == ["report one"])
-        // Changed again before the catch-up: the queue still names what the index holds (no error).
+        // Changed again before the catch-up: counted (a batch that read the first change leaves it queued).
         try database.execute("UPDATE delegations SET status = 'in_progress', lease_owner = 'w', lease_expires_at = '2999-01-01T00:00:00.000Z' WHERE seq = ?", first)
         try database.execute("UPDATE delegations SET status = 'completed', result = 'all fine', error = NULL WHERE seq = ?", first)
+        #expect(try Self.queued(database) == ["\(first):2"])
         #expect(try Self.search(database, "overloaded").isEmpty, "the old error no longer matches")
         #expect(try Self.search(database, "all fine") == ["report one"])
         #expect(try SearchIndex.catchUp(database) == 1)
-        #expect(Self.indexMatchesTable(database), "the stale entry left the index with the text it was indexed with")
+        #expect(Self.indexMatchesTable(database), "the stale entry left the index with the text it was indexed with (its copy in the index file)")
         #expect(try Self.search(database, "overloaded").isEmpty)
         #expect(try Self.search(database, "all fine") == ["report one"])
         #expect(try Self.search(database, "report") == ["report two", "report one"])
@@ -74,7 +81,7 @@ import Testing
         for index in 4...6 { seqs.append(try Self.insert(database, "report \(index)")) }
         // Row 2 indexed, then changed: out of the index's arm, in the queue's.
         try database.execute("UPDATE delegations SET status = 'cancelled', error = 'by operator' WHERE seq = ?", seqs[1])
-        #expect(try Self.queued(database) == ["\(seqs[1]):1", "\(seqs[3]):0", "\(seqs[4]):0", "\(seqs[5]):0"])
+        #expect(try Self.queued(database) == ["\(seqs[1]):1", "\(seqs[3]):1", "\(seqs[4]):1", "\(seqs[5]):1"])
 
         #expect(try Self.search(database, "report") == (1...6).reversed().map { "report \($0)" })
         #expect(try Self.search(database, "report", limit: 4) == ["report 6", "report 5", "report 4", "report 3"])
@@ -86,7 +93,7 @@ import Testing
         let (sql, arguments) = Queries.select("id", DelegationQuery(statuses: [.failed], search: "report", limit: 50))
         let plan = try database.query("EXPLAIN QUERY PLAN " + sql, arguments: arguments).compactMap { $0["detail"].string }
         #expect(plan.contains { $0.contains("MERGE (UNION ALL)") }, "\(plan)")
-        #expect(plan.contains { $0.contains("delegation_search VIRTUAL TABLE") }, "\(plan)")
+        #expect(plan.contains { $0.contains("search_index VIRTUAL TABLE") }, "\(plan)")
         #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "no sort of every hit: \(plan)")
         #expect(!plan.contains { $0.contains("SCAN delegations") }, "\(plan)")
     }
@@ -137,9 +144,12 @@ import Testing
         try database.execute("UPDATE delegations SET status = 'cancelled', error = 'changed after indexing' WHERE seq = ?", changed)
         try database.execute("UPDATE delegations SET status = 'cancelled' WHERE seq IN (?, ?)", indexed, fresh)
         #expect(try database.execute("DELETE FROM delegations WHERE seq IN (?, ?, ?)", indexed, changed, fresh) == 3)
-        #expect(try Self.queued(database).isEmpty, "their queue entries went with them")
+        #expect(try Self.queued(database) == ["\(indexed):1", "\(changed):2", "\(fresh):2"], "queued to leave the index")
+        #expect(try Self.search(database, "indexed").isEmpty, "a deleted row is never found, indexed or not")
+        #expect(try SearchIndex.catchUp(database) == 3)
+        #expect(try Self.queued(database).isEmpty)
         #expect(Self.indexMatchesTable(database), "each left the index with the text it was indexed with")
-        #expect(try Self.search(database, "indexed").isEmpty)
+        #expect(try database.queryFirst("SELECT count(*) FROM search.search_docs")?[0].int == 0)
         _ = try Self.insert(database, "after the deletes")
         try SearchIndex.catchUp(database)
         #expect(Self.indexMatchesTable(database))
@@ -197,6 +207,12 @@ import Testing
         #expect(try SearchIndex.catchUp(database, budget: 7_000) == 3, "then rows while the text before them fits")
         #expect(try SearchIndex.hasQueued(database) == false)
         #expect(Self.indexMatchesTable(database))
+
+        // Queued again once indexed: what comes out of the index (its copy of the text) counts too.
+        try database.execute("UPDATE delegations SET error = 'changed'")
+        #expect(try SearchIndex.catchUp(database, budget: 7_000) == 2, "~3,000 characters out and ~3,000 in a row")
+        #expect(try SearchIndex.catchUp(database) == 2)
+        #expect(Self.indexMatchesTable(database))
     }
 
     /// Raw SQL cannot take a row's key: neither INSERT OR REPLACE naming an existing seq (it would delete the
@@ -239,6 +255,269 @@ import Testing
         let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
         #expect(finding?.ok == false)
         #expect(finding?.detail.contains("1 row(s) missing from the search index") == true, "\(String(describing: finding))")
+        await store.close()
+    }
+    /// A crash between the index file's commit and the queue's indexes a batch twice: the index ends as if
+    /// once, because it replaces each row's entry from its own copy of the text instead of applying a change.
+    @Test func aBatchIndexedTwiceLeavesTheIndexAsIfOnce() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        let first = try Self.insert(database, "twice indexed report")
+        _ = try Self.insert(database, "another report")
+        try SearchIndex.catchUp(database)
+        try database.execute("UPDATE delegations SET error = 'stopped by hand' WHERE seq = ?", first)
+        let gone = try Self.insert(database, "short-lived report")
+        try database.execute("UPDATE delegations SET status = 'cancelled' WHERE seq = ?", gone)
+        try SearchIndex.catchUp(database)
+        try database.execute("DELETE FROM delegations WHERE seq = ?", gone)
+
+        let batch = try SearchIndex.index(database)  // committed to the index file; the queue never heard
+        #expect(batch.map(\.seq) == [gone])
+        #expect(try SearchIndex.index(database) == batch, "the same batch again")
+        try database.execute("UPDATE delegations SET error = 'stopped by hand, twice' WHERE seq = ?", first)
+        #expect(try SearchIndex.catchUp(database) == 2, "and once more with a change, as a later batch would")
+        #expect(try Self.queued(database).isEmpty)
+        #expect(Self.indexMatchesTable(database))
+        #expect(try Self.search(database, "report") == ["another report", "twice indexed report"])
+        #expect(try Self.search(database, "by hand, twice") == ["twice indexed report"])
+        #expect(try Self.search(database, "short-lived").isEmpty)
+    }
+
+    /// A row that changes after a batch read it keeps its queue entry: the batch indexed the text it saw,
+    /// and the newer text is indexed by the next batch instead of being lost.
+    @Test func aRowChangedWhileItsBatchWasIndexedStaysQueued() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        let seq = try Self.insert(database, "changing report")
+        let batch = try SearchIndex.index(database)
+        try database.execute("UPDATE delegations SET status = 'cancelled', error = 'changed meanwhile' WHERE seq = ?", seq)
+        try SearchIndex.dequeue(database, batch)
+        #expect(try Self.queued(database) == ["\(seq):2"], "still queued: the batch indexed the text before the change")
+        #expect(try Self.search(database, "meanwhile") == ["changing report"], "found on its text while queued")
+        #expect(try SearchIndex.catchUp(database) == 1)
+        #expect(try Self.queued(database).isEmpty)
+        #expect(Self.indexMatchesTable(database))
+        #expect(try Self.search(database, "meanwhile") == ["changing report"], "and through the index after")
+    }
+
+    /// The index file is derived: deleted (or never copied with the database), the next read-write open
+    /// queues every row and indexes them; a read-only open without it searches by scanning, and `check`
+    /// says the file is missing.
+    @Test func aMissingIndexFileIsRebuiltAndSearchesScanUntilThen() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let store = try makeStore(directory)
+        for index in 0..<30 { _ = try await store.delegate(workspaceID: "ws", task: "rebuilt job \(index)") }
+        await store.close()
+        try FileManager.default.removeItem(atPath: SearchIndex.path(forDatabaseAt: path))
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: SearchIndex.path(forDatabaseAt: path) + suffix) }
+
+        let readOnly = try DelegationStore(StoreConfiguration(path: path, access: .readOnly))
+        #expect(try await readOnly.list(DelegationQuery(search: "job 2")).count == 11, "job 2 and 20 to 29, by a scan")
+        let missing = try await readOnly.check(.nothingIsOld).first { $0.name == "search_index" }
+        #expect(missing?.ok == false)
+        #expect(missing?.detail.contains("missing") == true, "\(String(describing: missing))")
+        await readOnly.close()
+        #expect(!FileManager.default.fileExists(atPath: SearchIndex.path(forDatabaseAt: path)), "a read-only open creates nothing")
+
+        let reopened = try makeStore(directory)
+        #expect(FileManager.default.fileExists(atPath: SearchIndex.path(forDatabaseAt: path)))
+        let deadline = ContinuousClock.now + .seconds(10)
+        var left = -1
+        while ContinuousClock.now < deadline {
+            left = try await reopened.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(left == 0, "every row indexed again")
+        #expect(try await reopened.list(DelegationQuery(search: "job 2")).count == 11)
+        let findings = try await reopened.check(.nothingIsOld)
+        #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
+        await reopened.close()
+    }
+
+    /// The point of the index file: a transaction that holds its lock for as long as it likes (as an FTS5
+    /// merge does) delays no write of the database — not the tool's enqueue, the worker's claim and
+    /// completion, nor eviction — and searches still find the rows (queued, on their text).
+    @Test func writesAndEvictionNeverWaitForTheIndexFile() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let store = try DelegationStore(
+            StoreConfiguration(path: path, busyTimeout: .seconds(1), sourceWorkspaceID: "ws-self"), logger: quietLogger)
+        let blocker = try Database(path: SearchIndex.path(forDatabaseAt: path), mode: .readWrite)
+        try blocker.execute(script: "BEGIN IMMEDIATE")
+
+        // Any write that needed the index file's lock would fail with `busy` after the 1 s busy timeout.
+        for index in 0..<20 { _ = try await store.delegate(workspaceID: "ws", task: "blocked job \(index)") }
+        let claimed = try await store.claim(worker: "w", limit: 20, lease: .seconds(30))
+        for row in claimed { try await store.complete(id: row.id, worker: "w", result: "result \(row.task)") }
+        try await store.write("delivered") { try $0.execute("UPDATE platform_outbox SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')") }
+        let evicted = try await store.evict(keep: 5, olderThan: nil, batchSize: 5)
+        #expect(claimed.count == 20 && evicted == 15)
+        try await Task.sleep(for: .milliseconds(1_500))  // the indexer tried at least once meanwhile
+        let left = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+        #expect(left == 20, "20 rows (5 kept, 15 evicted) wait while the index file is locked: \(left)")
+        #expect(try await store.list(DelegationQuery(search: "result blocked")).count == 5)
+
+        try blocker.execute(script: "ROLLBACK")
+        let deadline = ContinuousClock.now + .seconds(10)
+        var queued = -1
+        while ContinuousClock.now < deadline {
+            queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+            if queued == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(queued == 0, "caught up once the lock was gone")
+        #expect(try await store.list(DelegationQuery(search: "result blocked")).count == 5)
+        let findings = try await store.check(.nothingIsOld)
+        #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
+        await store.close()
+    }
+    /// The index file is derived data: one that is not a database at all keeps nothing from working. The
+    /// store opens, enqueues, claims and completes; searches scan; `check` says what to do.
+    @Test func aDamagedIndexFileKeepsNothingFromWorking() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        await (try makeStore(directory)).close()
+        let index = SearchIndex.path(forDatabaseAt: path)
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: index + suffix) }
+        try Data(repeating: 0x5A, count: 8_192).write(to: URL(fileURLWithPath: index))
+
+        let store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "damaged index report")["task_id"]?.stringValue)
+        #expect(try await store.claim(worker: "w", limit: 1, lease: .seconds(30)).map(\.id) == [id])
+        try await store.complete(id: id, worker: "w", result: "found anyway")
+        #expect(try await store.list(DelegationQuery(search: "found anyway")).map(\.id) == [id], "by a scan")
+        let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
+        #expect(finding?.ok == false)
+        #expect(finding?.detail.contains("unreadable") == true, "\(String(describing: finding))")
+        await store.close()
+    }
+    /// One indexer at a time per database: with two, one could write a row's older text after the other
+    /// wrote its newer text, or take off the queue a row that changed after the other's batch read it.
+    /// While another holds the indexer's lock (another process's store), a catch-up does nothing.
+    @Test func oneIndexerAtATime() async throws {
+        let directory = TemporaryDirectory()
+        let database = try await Self.database(directory)
+        _ = try Self.insert(database, "waits its turn")
+        let whileHeld = try SearchIndex.withIndexerLock(databasePath: database.path) { () throws -> (Int, Bool?) in
+            (try SearchIndex.catchUp(database), try SearchIndex.withIndexerLock(databasePath: database.path) { true })
+        }
+        #expect(whileHeld?.0 == 0, "another indexer is at work")
+        #expect(whileHeld?.1 == nil, "and holds the lock")
+        #expect(try Self.queued(database).count == 1, "nothing indexed, nothing taken off the queue")
+        #expect(try SearchIndex.catchUp(database) == 1, "the lock is free again")
+        #expect(Self.indexMatchesTable(database))
+    }
+
+    /// A file whose header is fine but whose pages are not: searches scan past it instead of failing, the
+    /// database's own integrity check still passes, and the search index's finding says what to do.
+    @Test func anIndexFileDamagedPastItsHeaderIsScannedPast() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let store = try makeStore(directory)
+        for index in 0..<40 { _ = try await store.delegate(workspaceID: "ws", task: "damaged pages job \(index)") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
+            if queued == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await store.close()
+        let index = try FileHandle(forWritingTo: URL(fileURLWithPath: SearchIndex.path(forDatabaseAt: path)))
+        let size = try index.seekToEnd()
+        try #require(size > 16_384, "the index file has pages past its header: \(size) bytes")
+        try index.seek(toOffset: 8_192)
+        try index.write(contentsOf: Data(repeating: 0x5A, count: Int(size) - 8_192))
+        try index.close()
+
+        let probe = try Database(path: path, mode: .readOnly)
+        try #require(try SearchIndex.attach(probe, databasePath: path, create: false))
+        #expect(try SearchIndex.isLaidOut(probe), "its header and schema still read: not a missing index")
+
+        let reopened = try DelegationStore(StoreConfiguration(path: path, access: .readOnly))
+        #expect(try await reopened.list(DelegationQuery(search: "pages job 3")).count == 11, "job 3 and 30 to 39, by a scan")
+        // (`export --search` reads inside one snapshot, whose COMMIT SQLite then fails: it ends with that error.)
+        let findings = try await reopened.check(.nothingIsOld)
+        #expect(findings.first { $0.name == "integrity_check" }?.ok == true, "the database itself is fine: \(findings)")
+        let finding = findings.first { $0.name == "search_index" }
+        #expect(finding?.ok == false)
+        #expect(finding.map { ["damaged", "could not", "another moment"].contains(where: $0.detail.contains) } == true, "\(String(describing: finding))")
+        await reopened.close()
+    }
+    /// Either file restored from a backup beside a newer other: the index is not trusted (searches scan, so
+    /// a row is neither matched on text it no longer has nor missed), `check` says so, and the next
+    /// read-write open rebuilds it.
+    @Test func aFileRestoredFromABackupIsNotTrustedAndTheIndexIsRebuilt() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("delegations.db")
+        let index = SearchIndex.path(forDatabaseAt: path)
+        func drain(_ store: DelegationStore) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
+                if queued == 0 { return }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("the index did not catch up")
+        }
+        func restore(_ backup: String, to file: String) throws {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
+            try FileManager.default.copyItem(atPath: backup, toPath: file)
+        }
+        func search(_ text: String) async throws -> (found: Int, finding: CheckFinding?) {
+            let store = try DelegationStore(StoreConfiguration(path: path, access: .readOnly))
+            let found = try await store.list(DelegationQuery(search: text)).count
+            let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
+            await store.close()
+            return (found, finding)
+        }
+
+        var store = try makeStore(directory)
+        let id = try #require(try await store.delegate(workspaceID: "ws", task: "restored report")["task_id"]?.stringValue)
+        try await drain(store)
+        await store.close()
+        try FileManager.default.copyItem(atPath: path, toPath: directory.file("backup.db"))
+        try FileManager.default.copyItem(atPath: index, toPath: directory.file("backup.db-search"))
+
+        store = try makeStore(directory)
+        _ = try await store.claim(worker: "w", limit: 1, lease: .seconds(30))
+        try await store.complete(id: id, worker: "w", result: "finished after the backup")
+        try await drain(store)
+        for round in 0..<3 {
+            _ = try await store.delegate(workspaceID: "ws", task: "later \(round)")
+            try await drain(store)
+        }
+        await store.close()
+
+        // The database restored, the newer index kept.
+        try restore(directory.file("backup.db"), to: path)
+        var (found, finding) = try await search("after the backup")
+        #expect(found == 0, "not matched on text the restored row does not have")
+        #expect(finding?.ok == false && finding?.detail.contains("another moment") == true, "\(String(describing: finding))")
+        store = try makeStore(directory)
+        try await drain(store)
+        _ = try await store.delegate(workspaceID: "ws", task: "newer row")
+        try await drain(store)
+        await store.close()
+        (found, finding) = try await search("after the backup")
+        #expect(found == 0)
+        #expect(finding?.ok == true, "rebuilt: \(String(describing: finding))")
+        #expect(try await search("restored report").found == 1)
+
+        // The index restored from the backup beside the newer database.
+        try restore(directory.file("backup.db-search"), to: index)
+        (found, finding) = try await search("newer row")
+        #expect(found == 1, "not missed though the old index never held it")
+        #expect(finding?.ok == false && finding?.detail.contains("another moment") == true, "\(String(describing: finding))")
+        store = try makeStore(directory)
+        try await drain(store)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, try await store.check(.nothingIsOld).first(where: { $0.name == "search_index" })?.ok != true {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await store.check(.nothingIsOld).first { $0.name == "search_index" }?.ok == true, "rebuilt again")
+        #expect(try await store.list(DelegationQuery(search: "newer row")).count == 1)
         await store.close()
     }
 }

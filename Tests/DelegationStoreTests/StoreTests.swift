@@ -244,8 +244,6 @@ import Testing
             try #require(try await store.delegate(workspaceID: "ws", task: "b")["task_id"]?.stringValue),
         ]
         _ = try await store.claim(worker: "w", limit: 2, lease: .seconds(30))
-        // Both rows in the search index, so that both moves queue them for it alike.
-        try await store.write("index") { try SearchIndex.catchUp($0) }
         // The same move twice, by the worker and by hand: the hand-typed one differs by exactly the schema's
         // bookkeeping UPDATE (the row written a second time); the worker's statement left nothing to fix.
         let changed = try await store.write("complete") { database -> Int in
@@ -298,7 +296,7 @@ import Testing
         #expect(try await search("nowhere to be found") == [])
         let plan = try await store.read { database in
             try database.query(
-                "EXPLAIN QUERY PLAN SELECT id FROM delegations WHERE rowid IN (SELECT rowid FROM delegation_search WHERE delegation_search MATCH ?)",
+                "EXPLAIN QUERY PLAN SELECT id FROM delegations WHERE rowid IN (SELECT rowid FROM search.search_index WHERE search_index MATCH ?)",
                 "\"report\"").compactMap { $0["detail"].string }
         }
         #expect(plan.contains { $0.contains("VIRTUAL TABLE INDEX") }, "\(plan)")
@@ -348,7 +346,7 @@ import Testing
             try database.query("EXPLAIN QUERY PLAN " + sql, arguments: arguments).compactMap { $0["detail"].string }
         }
         #expect(plan.first?.contains("MERGE (UNION ALL)") == true, "the index's hits and the rows queued for it, merged: \(plan)")
-        #expect(plan.contains { $0.contains("delegation_search VIRTUAL TABLE") }, "the index drives its arm: \(plan)")
+        #expect(plan.contains { $0.contains("search_index VIRTUAL TABLE") }, "the index drives its arm: \(plan)")
         #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "no sort of every hit: \(plan)")
         await store.close()
     }
