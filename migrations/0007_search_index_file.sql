@@ -55,9 +55,10 @@ BEGIN
     ON CONFLICT (seq) DO UPDATE SET changes = changes + 1;
 END;
 
--- How many batches the indexer has taken off the queue. The index file records the count it read with its
--- last batch, so the two differ by 0 or 1 (one batch between the index file's commit and the queue's) unless
--- one of the files was restored from another moment than the other: the index file is then rebuilt
--- (`SearchIndex.matchesDatabase`) instead of matching rows on text they no longer have.
-CREATE TABLE delegation_search_progress (batches INTEGER NOT NULL) STRICT;
+-- Which index file belongs to this database (`file_id`, written when one is laid out) and how many batches
+-- the indexer has taken off the queue. The index file records the same id and the count it read with its
+-- last batch: the database's count equals it or is one ahead (one batch between the index file's commit
+-- and the queue's) unless one of the files was restored from another moment than the other, and the index
+-- file is then rebuilt (`SearchIndex.matchesDatabase`) instead of matching rows on text they no longer have.
+CREATE TABLE delegation_search_progress (batches INTEGER NOT NULL, file_id TEXT) STRICT;
 INSERT INTO delegation_search_progress (batches) VALUES (0);

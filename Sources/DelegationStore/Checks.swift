@@ -148,7 +148,7 @@ package enum Checks {
             guard try SearchIndex.matchesDatabase(database) else {
                 return CheckFinding(
                     name: "search_index", ok: false,
-                    detail: "the search index \(file) is from another moment than the database (one of them restored from a backup?); searches scan; the next read-write open rebuilds it")
+                    detail: "the search index \(file) is from another moment than the database (one of them restored from a backup?), or of another database; searches scan; the next indexer round of a read-write store lays it out again")
             }
             let quick = try database.query("PRAGMA search.quick_check").compactMap { $0[0].string }
             guard quick == ["ok"] else {

@@ -186,7 +186,7 @@ public final class DelegationStore: Sendable {
                     guard path != ":memory:" else { return (database, []) }
                     try SearchIndex.attach(database, databasePath: path, create: true)
                     // At once when it can (a new file is searchable sooner); else the indexer's first round does it.
-                    try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.setUp(database) }
+                    _ = try? database.withLockWaitLimit(.milliseconds(100)) { try SearchIndex.prepare(database, logger: logger) }
                 } catch {
                     logger.warning(
                         "the search index is unusable; searches scan until it is deleted (it is then rebuilt)",

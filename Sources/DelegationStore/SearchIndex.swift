@@ -27,8 +27,8 @@ package enum SearchIndex {
     /// How long the indexer waits idle before it looks at the queue again: the index lags the database by
     /// about this much, plus a batch.
     static let interval = Duration.seconds(1)
-    /// The index file's layout (its `user_version`); 0 is a file not yet set up.
-    static let format = 1
+    /// The index file's layout (its `user_version`); 0 is a file not yet set up. Any other is reset.
+    static let format = 2
 
     /// Where the index of the database at `path` lives.
     package static func path(forDatabaseAt path: String) -> String { path + "-search" }
@@ -90,14 +90,20 @@ package enum SearchIndex {
                 """, from, to)
             (lower, inclusive) = (to, false)
         }
+        // A new id for the new file: the database's first (a crash before the file records it leaves a file
+        // that is laid out again), so that no index file made before matches this database.
+        let fileID = UUID().uuidString
+        if try database.execute("UPDATE main.delegation_search_progress SET file_id = ?1", fileID) == 0 {
+            try database.execute("INSERT INTO main.delegation_search_progress (batches, file_id) VALUES (0, ?1)", fileID)
+        }
         try database.transaction(.deferred) {
             // The first statement writes the index file (its lock, and never the database's).
             try database.execute(
                 script: """
                     CREATE TABLE IF NOT EXISTS search.search_docs (seq INTEGER PRIMARY KEY, task TEXT, result TEXT, error TEXT);
-                    CREATE TABLE IF NOT EXISTS search.search_state (batches INTEGER NOT NULL);
+                    CREATE TABLE IF NOT EXISTS search.search_state (batches INTEGER NOT NULL, file_id TEXT NOT NULL);
                     DELETE FROM search.search_state;
-                    INSERT INTO search.search_state (batches) SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0);
+                    INSERT INTO search.search_state (batches, file_id) SELECT batches, file_id FROM main.delegation_search_progress;
                     CREATE VIRTUAL TABLE IF NOT EXISTS search.search_index USING fts5(
                         task, result, error, content = 'search_docs', content_rowid = 'seq', tokenize = 'trigram');
                     CREATE TRIGGER IF NOT EXISTS search.search_docs_insert AFTER INSERT ON search_docs BEGIN
@@ -112,21 +118,45 @@ package enum SearchIndex {
         }
     }
 
-    /// Whether the index file and the database are from the same moment: the batches the database has taken
-    /// off the queue and the count the index file read with its last batch differ by 0 or 1. A file restored
-    /// from a backup (either one) differs by more once two batches have run since, and is then not used.
-    /// One statement, so the database's snapshot is read first.
+    /// Whether the index file belongs to the database and is from the same moment: the same `file_id`, and
+    /// the batches the database has taken off the queue equal to the count the index file read with its last
+    /// batch, or one more. An index file laid out for another database (or before a reset) never matches; a
+    /// file restored from a backup beside a newer other stops matching once one (database restored) or two
+    /// (index restored) batches have run since the backup. Reliable only where no indexer is at work
+    /// (under `withIndexerLock`); a reader may see a moment's mismatch and scan once.
     package static func matchesDatabase(_ database: Database) throws -> Bool {
         let row = try database.queryFirst(
-            "SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0), (SELECT batches FROM search.search_state)")
-        guard let taken = row?[0].int, let recorded = row?[1].int else { return false }
+            """
+            SELECT p.batches, p.file_id, s.batches, s.file_id
+            FROM main.delegation_search_progress p, search.search_state s
+            """)
+        guard let row, let taken = row[0].int, let ours = row[1].string, let recorded = row[2].int, row[3].string == ours
+        else { return false }
         return taken == recorded || (recorded < Int.max && taken == recorded + 1)
     }
 
-    /// Empties an index file that is from another moment than its database, so that `setUp` lays it out again
-    /// and queues every row. Under the indexer's lock (nothing else writes the index file).
-    static func reset(_ database: Database) throws {
-        _ = try withIndexerLock(databasePath: database.path) {
+    /// Empties an index file of another layout, or one that does not match its database (`matchesDatabase`,
+    /// reliable here: under the indexer's lock neither count can change), so that `setUp` lays it out again
+    /// and queues every row.
+    /// Under the indexer's lock: `resetIfStale`, then `setUp`. False when another indexer holds the lock.
+    static func prepare(_ database: Database, logger: Logger) throws -> Bool {
+        let done: Bool? = try withIndexerLock(databasePath: database.path) { () throws -> Bool in
+            try resetIfStale(database, logger: logger)
+            try setUp(database)
+            return true
+        }
+        return done != nil
+    }
+
+    private static func resetIfStale(_ database: Database, logger: Logger) throws {
+            let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
+            guard version != 0 else { return }
+            let matches = try version == format && database.queryFirst(
+                "SELECT 1 FROM search.sqlite_master WHERE name = 'search_state'") != nil && matchesDatabase(database)
+            guard !matches else { return }
+            logger.warning(
+                "the search index is of another layout, or from another moment than its database (one of them restored from a backup?): rebuilding it",
+                metadata: ["file": "\(path(forDatabaseAt: database.path))"])
             try database.transaction(.deferred) {
                 try database.execute(
                     script: """
@@ -136,7 +166,6 @@ package enum SearchIndex {
                         PRAGMA search.user_version = 0;
                         """)
             }
-        }
     }
 
     /// Rows queued per write while a new index file is set up (a few ms of the database's lock each).
@@ -321,15 +350,8 @@ package enum SearchIndex {
         do {
             // Not attached: the file was unusable at open (logged then).
             guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return }
-            try database.withLockWaitLimit(.milliseconds(100)) {
-                if try database.queryFirst("PRAGMA search.user_version")?[0].int == format, try !matchesDatabase(database) {
-                    logger.warning(
-                        "the search index is from another moment than its database (one of them restored from a backup?): rebuilding it",
-                        metadata: ["file": "\(path(forDatabaseAt: database.path))"])
-                    try reset(database)
-                }
-                try setUp(database)
-            }
+            let checked = try database.withLockWaitLimit(.milliseconds(100)) { try prepare(database, logger: logger) }
+            guard checked else { return }  // another indexer is at work: its round, not this one
             while !stopping.isSet {
                 let indexed = try database.withLockWaitLimit(.milliseconds(100)) { try catchUp(database) }
                 if indexed == 0 { return }

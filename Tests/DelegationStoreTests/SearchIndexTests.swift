@@ -273,7 +273,9 @@ import Testing
 
         let batch = try SearchIndex.index(database)  // committed to the index file; the queue never heard
         #expect(batch.map(\.seq) == [gone])
+        #expect(try SearchIndex.matchesDatabase(database), "between the two commits: still the same moment")
         #expect(try SearchIndex.index(database) == batch, "the same batch again")
+        #expect(try SearchIndex.matchesDatabase(database))
         try database.execute("UPDATE delegations SET error = 'stopped by hand, twice' WHERE seq = ?", first)
         #expect(try SearchIndex.catchUp(database) == 2, "and once more with a change, as a later batch would")
         #expect(try Self.queued(database).isEmpty)
@@ -281,6 +283,7 @@ import Testing
         #expect(try Self.search(database, "report") == ["another report", "twice indexed report"])
         #expect(try Self.search(database, "by hand, twice") == ["twice indexed report"])
         #expect(try Self.search(database, "short-lived").isEmpty)
+        #expect(try SearchIndex.matchesDatabase(database), "after the round: the same moment")
     }
 
     /// A row that changes after a batch read it keeps its queue entry: the batch indexed the text it saw,
@@ -518,6 +521,38 @@ import Testing
         }
         #expect(try await store.check(.nothingIsOld).first { $0.name == "search_index" }?.ok == true, "rebuilt again")
         #expect(try await store.list(DelegationQuery(search: "newer row")).count == 1)
+        await store.close()
+    }
+    /// An index file laid out for another database never matches, even with the same count of batches: it is
+    /// not used, and the next indexer round lays it out again for this one.
+    @Test func anIndexFileOfAnotherDatabaseIsNotUsed() async throws {
+        let directory = TemporaryDirectory()
+        let (first, second) = (directory.file("first.db"), directory.file("second.db"))
+        for (path, task) in [(first, "first database's row"), (second, "second database's row")] {
+            let store = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger)
+            _ = try await store.delegate(workspaceID: "ws", task: task)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
+                if queued == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            await store.close()
+        }
+        let index = SearchIndex.path(forDatabaseAt: second)
+        try FileManager.default.removeItem(atPath: index)
+        try FileManager.default.copyItem(atPath: SearchIndex.path(forDatabaseAt: first), toPath: index)
+
+        let store = try DelegationStore(StoreConfiguration(path: second), logger: quietLogger)
+        #expect(try await store.list(DelegationQuery(search: "first database")).isEmpty, "not matched on the other's text")
+        #expect(try await store.list(DelegationQuery(search: "database's row")).map(\.task) == ["second database's row"])
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline,
+              try await store.check(.nothingIsOld).first(where: { $0.name == "search_index" })?.ok != true {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await store.check(.nothingIsOld).first { $0.name == "search_index" }?.ok == true, "laid out again for this one")
+        #expect(try await store.list(DelegationQuery(search: "database's row")).map(\.task) == ["second database's row"])
         await store.close()
     }
 }
