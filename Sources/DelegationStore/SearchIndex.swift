@@ -360,7 +360,9 @@ package enum SearchIndex {
         } catch {
             // Searches stay exact (queued rows are matched on their text); only slower until it works. Another
             // process holding a lock (a VACUUM, another indexer merging) is routine: not worth a warning a second.
-            let level: Logger.Level = (error as? SQLiteError)?.isBusy == true ? .debug : .warning
+            // (Nor is a database whose directory is gone: nothing the indexer could do about it.)
+            let routine = (error as? SQLiteError)?.isBusy == true || !FileManager.default.fileExists(atPath: database.path)
+            let level: Logger.Level = routine ? .debug : .warning
             logger.log(level: level, "could not catch the search index up; trying again in a second", metadata: ["error": "\(error)"])
         }
     }
