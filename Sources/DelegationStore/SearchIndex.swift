@@ -120,9 +120,9 @@ package enum SearchIndex {
 
     /// Whether the index file belongs to the database and is from the same moment: the same `file_id`, and
     /// the batches the database has taken off the queue equal to the count the index file read with its last
-    /// batch, or one more. An index file laid out for another database (or before a reset) never matches; a
-    /// file restored from a backup beside a newer other stops matching once one (database restored) or two
-    /// (index restored) batches have run since the backup. Reliable only where no indexer is at work
+    /// batch, or one more. An index file laid out for another database (or before a reset) never matches; an
+    /// index file restored from a backup stops matching once one batch has run since the backup, a restored
+    /// database once two have (with exactly one, the counts agree again and it is not noticed). Reliable only where no indexer is at work
     /// (under `withIndexerLock`); a reader may see a moment's mismatch and scan once.
     package static func matchesDatabase(_ database: Database) throws -> Bool {
         let row = try database.queryFirst(
@@ -151,6 +151,13 @@ package enum SearchIndex {
     private static func resetIfStale(_ database: Database, logger: Logger) throws {
             let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
             guard version != 0 else { return }
+            // A newer build's layout is left to it (resetting it would start a tug of war between two builds
+            // on one database); this one scans (`isLaidOut` is false) and says so.
+            guard version <= format else {
+                throw SQLiteError(
+                    extendedResultCode: 1,
+                    message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), newer than this build's \(format): searches scan")
+            }
             let matches = try version == format && database.queryFirst(
                 "SELECT 1 FROM search.sqlite_master WHERE name = 'search_state'") != nil && matchesDatabase(database)
             guard !matches else { return }

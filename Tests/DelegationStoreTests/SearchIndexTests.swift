@@ -540,8 +540,15 @@ import Testing
             await store.close()
         }
         let index = SearchIndex.path(forDatabaseAt: second)
-        try FileManager.default.removeItem(atPath: index)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: index + suffix) }
         try FileManager.default.copyItem(atPath: SearchIndex.path(forDatabaseAt: first), toPath: index)
+
+        // A reader refuses it before any indexer round has run.
+        let reader = try DelegationStore(StoreConfiguration(path: second, access: .readOnly))
+        #expect(try await reader.list(DelegationQuery(search: "first database")).isEmpty, "not matched on the other's text")
+        let finding = try await reader.check(.nothingIsOld).first { $0.name == "search_index" }
+        #expect(finding?.ok == false && finding?.detail.contains("another moment") == true, "\(String(describing: finding))")
+        await reader.close()
 
         let store = try DelegationStore(StoreConfiguration(path: second), logger: quietLogger)
         #expect(try await store.list(DelegationQuery(search: "first database")).isEmpty, "not matched on the other's text")
