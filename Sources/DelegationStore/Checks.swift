@@ -138,6 +138,7 @@ package enum Checks {
     /// check cannot run.)
     static func searchIndex(_ database: Database) throws -> CheckFinding {
         let file = SearchIndex.path(forDatabaseAt: database.path)
+        let remedy = "stop every process using the database and delete \(file) (with its -wal and -shm): the next read-write open rebuilds it"
         guard try SearchIndex.isLaidOut(database) else {
             return CheckFinding(
                 name: "search_index", ok: false,
@@ -154,7 +155,7 @@ package enum Checks {
             guard quick == ["ok"] else {
                 return CheckFinding(
                     name: "search_index", ok: false,
-                    detail: "the search index \(file) is damaged (\(quick.prefix(3).joined(separator: "; "))); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")
+                    detail: "the search index \(file) is damaged (\(quick.prefix(3).joined(separator: "; "))); searches scan past it; \(remedy)")
             }
             counts = try database.queryFirst(
             """
@@ -174,7 +175,7 @@ package enum Checks {
             if (error as? SQLiteError)?.isBusy == true { throw error }
             return CheckFinding(
                 name: "search_index", ok: false,
-                detail: "the search index \(file) could not be read (\(error)); searches scan past it; stop every process using the database and delete it (with its -wal and -shm): the next read-write open rebuilds it")
+                detail: "the search index \(file) could not be read (\(error)); searches scan past it; \(remedy)")
         }
         let missing = counts?[0].int ?? 0, stray = counts?[1].int ?? 0, stale = counts?[2].int ?? 0
         let unindexed = counts?[3].int ?? 0, queued = counts?[4].int ?? 0
@@ -183,6 +184,6 @@ package enum Checks {
             name: "search_index", ok: ok,
             detail: ok
                 ? "every row is in the search index with its text or queued for it (\(queued) queued), and nothing else"
-                : "\(missing) row(s) missing from the search index, \(stray) stray entr(ies), \(stale) with older text, \(unindexed) copied but not indexed; stop every process using the database and delete \(file) (with its -wal and -shm): the next read-write open rebuilds it")
+                : "\(missing) row(s) missing from the search index, \(stray) stray entr(ies), \(stale) with older text, \(unindexed) copied but not indexed; \(remedy)")
     }
 }

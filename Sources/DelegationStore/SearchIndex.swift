@@ -27,7 +27,7 @@ package enum SearchIndex {
     /// How long the indexer waits idle before it looks at the queue again: the index lags the database by
     /// about this much, plus a batch.
     static let interval = Duration.seconds(1)
-    /// The index file's layout (its `user_version`); 0 is a file not yet set up. Any other is reset.
+    /// The index file's layout (its `user_version`); 0 is a file not yet set up. An older one is reset, a newer one left alone.
     static let format = 2
 
     /// Where the index of the database at `path` lives.
@@ -106,9 +106,7 @@ package enum SearchIndex {
                     INSERT INTO search.search_state (batches, file_id) SELECT batches, file_id FROM main.delegation_search_progress;
                     CREATE VIRTUAL TABLE IF NOT EXISTS search.search_index USING fts5(
                         task, result, error, content = 'search_docs', content_rowid = 'seq', tokenize = 'trigram');
-                    CREATE TRIGGER IF NOT EXISTS search.search_docs_insert AFTER INSERT ON search_docs BEGIN
-                        INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
-                    END;
+                    \(insertTrigger)
                     CREATE TRIGGER IF NOT EXISTS search.search_docs_delete AFTER DELETE ON search_docs BEGIN
                         INSERT INTO search_index (search_index, rowid, task, result, error)
                         VALUES ('delete', OLD.seq, OLD.task, OLD.result, OLD.error);
@@ -122,8 +120,9 @@ package enum SearchIndex {
     /// the batches the database has taken off the queue equal to the count the index file read with its last
     /// batch, or one more. An index file laid out for another database (or before a reset) never matches; an
     /// index file restored from a backup stops matching once one batch has run since the backup, a restored
-    /// database once two have (with exactly one, the counts agree again and it is not noticed). Reliable only where no indexer is at work
-    /// (under `withIndexerLock`); a reader may see a moment's mismatch and scan once.
+    /// database once two have (with exactly one, the counts agree again and it is not noticed). Reliable
+    /// only where no indexer is at work (under `withIndexerLock`); a reader may see a moment's mismatch and
+    /// scan once.
     package static func matchesDatabase(_ database: Database) throws -> Bool {
         let row = try database.queryFirst(
             """
@@ -135,9 +134,6 @@ package enum SearchIndex {
         return taken == recorded || (recorded < Int.max && taken == recorded + 1)
     }
 
-    /// Empties an index file of another layout, or one that does not match its database (`matchesDatabase`,
-    /// reliable here: under the indexer's lock neither count can change), so that `setUp` lays it out again
-    /// and queues every row.
     /// Under the indexer's lock: `resetIfStale`, then `setUp`. False when another indexer holds the lock.
     static func prepare(_ database: Database, logger: Logger) throws -> Bool {
         let done: Bool? = try withIndexerLock(databasePath: database.path) { () throws -> Bool in
@@ -148,32 +144,42 @@ package enum SearchIndex {
         return done != nil
     }
 
+    /// Empties an index file of an older layout, or one that does not match its database (`matchesDatabase`,
+    /// reliable here: under the indexer's lock neither count can change), so that `setUp` lays it out again
+    /// and queues every row.
     private static func resetIfStale(_ database: Database, logger: Logger) throws {
-            let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
-            guard version != 0 else { return }
-            // A newer build's layout is left to it (resetting it would start a tug of war between two builds
-            // on one database); this one scans (`isLaidOut` is false) and says so.
-            guard version <= format else {
-                throw SQLiteError(
-                    extendedResultCode: 1,
-                    message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), newer than this build's \(format): searches scan")
-            }
-            let matches = try version == format && database.queryFirst(
-                "SELECT 1 FROM search.sqlite_master WHERE name = 'search_state'") != nil && matchesDatabase(database)
-            guard !matches else { return }
-            logger.warning(
-                "the search index is of another layout, or from another moment than its database (one of them restored from a backup?): rebuilding it",
-                metadata: ["file": "\(path(forDatabaseAt: database.path))"])
-            try database.transaction(.deferred) {
-                try database.execute(
-                    script: """
-                        DROP TABLE IF EXISTS search.search_index;
-                        DROP TABLE IF EXISTS search.search_docs;
-                        DROP TABLE IF EXISTS search.search_state;
-                        PRAGMA search.user_version = 0;
-                        """)
-            }
+        let version = try database.queryFirst("PRAGMA search.user_version")?[0].int ?? 0
+        guard version != 0 else { return }
+        // A newer build's layout is left to it (resetting it would start a tug of war between two builds
+        // on one database); this one scans (`isLaidOut` is false) and says so.
+        guard version <= format else {
+            throw SQLiteError(
+                extendedResultCode: 1,
+                message: "the search index \(path(forDatabaseAt: database.path)) has layout \(version), newer than this build's \(format): searches scan")
+        }
+        let matches = try version == format && database.queryFirst(
+            "SELECT 1 FROM search.sqlite_master WHERE name = 'search_state'") != nil && matchesDatabase(database)
+        guard !matches else { return }
+        logger.warning(
+            "the search index is of another layout, or from another moment than its database (one of them restored from a backup?): rebuilding it",
+            metadata: ["file": "\(path(forDatabaseAt: database.path))"])
+        try database.transaction(.deferred) {
+            try database.execute(
+                script: """
+                    DROP TABLE IF EXISTS search.search_index;
+                    DROP TABLE IF EXISTS search.search_docs;
+                    DROP TABLE IF EXISTS search.search_state;
+                    PRAGMA search.user_version = 0;
+                    """)
+        }
     }
+
+    /// Indexes each row copied into `search_docs` (dropped while `rebuild` indexes every row at once).
+    private static let insertTrigger = """
+        CREATE TRIGGER IF NOT EXISTS search.search_docs_insert AFTER INSERT ON search_docs BEGIN
+            INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
+        END;
+        """
 
     /// Rows queued per write while a new index file is set up (a few ms of the database's lock each).
     static let setUpRange = 10_000
@@ -190,9 +196,13 @@ package enum SearchIndex {
         }
     }
 
+    private static func isAttached(_ database: Database) throws -> Bool {
+        try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil
+    }
+
     /// The index file attached, with this build's layout.
     package static func isLaidOut(_ database: Database) throws -> Bool {
-        guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return false }
+        guard try isAttached(database) else { return false }
         // Inside a transaction the first file read fixes its snapshot: the database's first, so that a row
         // taken off the queue in that snapshot is already in the index file's (which commits first).
         _ = try database.queryFirst("SELECT 1 FROM main.sqlite_master LIMIT 1")
@@ -255,15 +265,15 @@ package enum SearchIndex {
 
     /// Writes the text of the oldest queued rows (up to `limit` rows and `budget` characters, in and out)
     /// into the index file: each row's old entry out, its current text in (nothing, for a deleted row).
-    /// Only one indexer at a time (`catchUp` holds `withIndexerLock`). The batch is
-    /// read from the database in a short read transaction of its own, so that no snapshot of the database
-    /// is held while FTS5 merges (a held snapshot keeps the log from being checkpointed); then it is written
-    /// in one transaction of the index file alone.
+    /// Only one indexer at a time (`catchUp` holds `withIndexerLock`). The batch is read from the database in
+    /// a short read transaction of its own, so that no snapshot of the database is held while FTS5 merges (a
+    /// held snapshot keeps the log from being checkpointed); then it is written in one transaction of the
+    /// index file alone.
     package static func index(_ database: Database, limit: Int = batch, budget: Int = budget) throws -> [Queued] {
         var batch: [(queued: Queued, task: SQLiteValue, result: SQLiteValue, error: SQLiteValue)] = []
         var batches = 0
         try database.transaction(.deferred) {
-            batches = try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
+            batches = try batchesTaken(database)
             // Stepped one row at a time and left as soon as the budget is spent: the text of rows not taken
             // is never read. A deleted row comes back with NULL text (the LEFT JOIN) and is only taken out.
             // What a row costs is the text taken out of the index (its copy there) and put in.
@@ -315,6 +325,11 @@ package enum SearchIndex {
         }
     }
 
+    /// How many batches the database has taken off the queue (`matchesDatabase`).
+    private static func batchesTaken(_ database: Database) throws -> Int {
+        try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
+    }
+
     /// Whether any row still waits.
     package static func hasQueued(_ database: Database) throws -> Bool {
         try database.queryFirst("SELECT EXISTS (SELECT 1 FROM main.delegation_search_queue)")?[0].int == 1
@@ -330,8 +345,7 @@ package enum SearchIndex {
 
     private static func rebuildLocked(_ database: Database) throws {
         let rows = try database.transaction(.deferred) {
-            let batches = try database.queryFirst("SELECT coalesce((SELECT batches FROM main.delegation_search_progress), 0)")?[0].int ?? 0
-            try database.execute("UPDATE search.search_state SET batches = ?1", batches)
+            try database.execute("UPDATE search.search_state SET batches = ?1", try batchesTaken(database))
             let queued = try database.query("SELECT seq, changes FROM main.delegation_search_queue").compactMap { row in
                 row[0].int.flatMap { seq in row[1].int.map { Queued(seq: seq, changes: $0) } }
             }
@@ -341,22 +355,20 @@ package enum SearchIndex {
                     DELETE FROM search.search_docs;
                     INSERT INTO search.search_docs (seq, task, result, error) SELECT seq, task, result, error FROM main.delegations;
                     INSERT INTO search.search_index (search_index) VALUES ('rebuild');
-                    CREATE TRIGGER search.search_docs_insert AFTER INSERT ON search_docs BEGIN
-                        INSERT INTO search_index (rowid, task, result, error) VALUES (NEW.seq, NEW.task, NEW.result, NEW.error);
-                    END;
+                    \(insertTrigger)
                     """)
             return queued
         }
         try dequeue(database, rows)
     }
 
-    /// Lays the index file out if it is new, then catches up until nothing waits or `stopping` says so, each batch waiting at most a moment for a lock
-    /// (another process's indexer or writer; it can as well be done a second later). Run by the store's
-    /// indexer thread when it has been idle a second.
+    /// Lays the index file out if it is new (`prepare`), then catches up until nothing waits or `stopping`
+    /// says so, each batch waiting at most a moment for a lock (another process's indexer or writer; it can
+    /// as well be done a second later). Run by the store's indexer thread when it has been idle a second.
     static func catchUpAll(_ database: Database, stopping: StopFlag, statistics: WriterStatistics, logger: Logger) {
         do {
             // Not attached: the file was unusable at open (logged then).
-            guard try database.queryFirst("SELECT 1 FROM pragma_database_list WHERE name = 'search'") != nil else { return }
+            guard try isAttached(database) else { return }
             let checked = try database.withLockWaitLimit(.milliseconds(100)) { try prepare(database, logger: logger) }
             guard checked else { return }  // another indexer is at work: its round, not this one
             while !stopping.isSet {

@@ -186,14 +186,7 @@ import Testing
         _ = try await store.delegate(workspaceID: "ws", task: "first")  // the catch-up at open runs after this one
         try await Task.sleep(for: .milliseconds(200))
         for index in 0..<5 { _ = try await store.delegate(workspaceID: "ws", task: "tail \(index)") }
-        let deadline = ContinuousClock.now + .seconds(10)
-        var left = -1
-        while ContinuousClock.now < deadline {
-            left = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
-            if left == 0 { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(left == 0, "indexed with no further write")
+        #expect(try await store.rowsLeftForTheSearchIndex() == 0, "indexed with no further write")
         await store.close()
     }
 
@@ -325,14 +318,7 @@ import Testing
 
         let reopened = try makeStore(directory)
         #expect(FileManager.default.fileExists(atPath: SearchIndex.path(forDatabaseAt: path)))
-        let deadline = ContinuousClock.now + .seconds(10)
-        var left = -1
-        while ContinuousClock.now < deadline {
-            left = try await reopened.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
-            if left == 0 { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(left == 0, "every row indexed again")
+        #expect(try await reopened.rowsLeftForTheSearchIndex() == 0, "every row indexed again")
         #expect(try await reopened.list(DelegationQuery(search: "job 2")).count == 11)
         let findings = try await reopened.check(.nothingIsOld)
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
@@ -363,14 +349,7 @@ import Testing
         #expect(try await store.list(DelegationQuery(search: "result blocked")).count == 5)
 
         try blocker.execute(script: "ROLLBACK")
-        let deadline = ContinuousClock.now + .seconds(10)
-        var queued = -1
-        while ContinuousClock.now < deadline {
-            queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
-            if queued == 0 { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(queued == 0, "caught up once the lock was gone")
+        #expect(try await store.rowsLeftForTheSearchIndex() == 0, "caught up once the lock was gone")
         #expect(try await store.list(DelegationQuery(search: "result blocked")).count == 5)
         let findings = try await store.check(.nothingIsOld)
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
@@ -420,12 +399,7 @@ import Testing
         let path = directory.file("delegations.db")
         let store = try makeStore(directory)
         for index in 0..<40 { _ = try await store.delegate(workspaceID: "ws", task: "damaged pages job \(index)") }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
-            if queued == 0 { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        _ = try await store.rowsLeftForTheSearchIndex()
         await store.close()
         let index = try FileHandle(forWritingTo: URL(fileURLWithPath: SearchIndex.path(forDatabaseAt: path)))
         let size = try index.seekToEnd()
@@ -456,13 +430,7 @@ import Testing
         let path = directory.file("delegations.db")
         let index = SearchIndex.path(forDatabaseAt: path)
         func drain(_ store: DelegationStore) async throws {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline {
-                let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
-                if queued == 0 { return }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("the index did not catch up")
+            #expect(try await store.rowsLeftForTheSearchIndex() == 0, "the index did not catch up")
         }
         func restore(_ backup: String, to file: String) throws {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
@@ -515,11 +483,7 @@ import Testing
         #expect(finding?.ok == false && finding?.detail.contains("another moment") == true, "\(String(describing: finding))")
         store = try makeStore(directory)
         try await drain(store)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline, try await store.check(.nothingIsOld).first(where: { $0.name == "search_index" })?.ok != true {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(try await store.check(.nothingIsOld).first { $0.name == "search_index" }?.ok == true, "rebuilt again")
+        #expect(try await store.searchIndexFindingOnceSettled()?.ok == true, "rebuilt again")
         #expect(try await store.list(DelegationQuery(search: "newer row")).count == 1)
         await store.close()
     }
@@ -531,12 +495,7 @@ import Testing
         for (path, task) in [(first, "first database's row"), (second, "second database's row")] {
             let store = try DelegationStore(StoreConfiguration(path: path), logger: quietLogger)
             _ = try await store.delegate(workspaceID: "ws", task: task)
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline {
-                let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
-                if queued == 0 { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            _ = try await store.rowsLeftForTheSearchIndex()
             await store.close()
         }
         let index = SearchIndex.path(forDatabaseAt: second)
@@ -553,13 +512,31 @@ import Testing
         let store = try DelegationStore(StoreConfiguration(path: second), logger: quietLogger)
         #expect(try await store.list(DelegationQuery(search: "first database")).isEmpty, "not matched on the other's text")
         #expect(try await store.list(DelegationQuery(search: "database's row")).map(\.task) == ["second database's row"])
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline,
-              try await store.check(.nothingIsOld).first(where: { $0.name == "search_index" })?.ok != true {
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(try await store.check(.nothingIsOld).first { $0.name == "search_index" }?.ok == true, "laid out again for this one")
+        #expect(try await store.searchIndexFindingOnceSettled()?.ok == true, "laid out again for this one")
         #expect(try await store.list(DelegationQuery(search: "database's row")).map(\.task) == ["second database's row"])
         await store.close()
+    }
+}
+
+extension DelegationStore {
+    /// Rows still waiting for the search index once the store's indexer has emptied the queue (it looks every
+    /// second), or after 10 s: 0 when it caught up.
+    func rowsLeftForTheSearchIndex() async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let queued = try await read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int ?? -1 }
+            if queued == 0 || ContinuousClock.now >= deadline { return queued }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// `check`'s search index finding once it says ok, or after 10 s (a rebuild takes the indexer's rounds).
+    func searchIndexFindingOnceSettled() async throws -> CheckFinding? {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let finding = try await check(.nothingIsOld).first { $0.name == "search_index" }
+            if finding?.ok == true || ContinuousClock.now >= deadline { return finding }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 }

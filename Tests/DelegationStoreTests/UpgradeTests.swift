@@ -13,7 +13,7 @@ import Testing
     static let outboxRead = "SELECT id || '|' || kind || '|' || coalesce(delivered_at, '') FROM platform_outbox ORDER BY id"
 
     /// A file's rows (as `rowsRead` lists them), events and mirror calls, one line each.
-    struct History {
+    struct History: Equatable {
         var rows, events, outbox: [String?]
         init(_ connection: RawConnection, rowsRead: String) {
             (rows, events, outbox) = (connection.column(rowsRead), connection.column(UpgradeTests.eventsRead), connection.column(UpgradeTests.outboxRead))
@@ -42,11 +42,8 @@ import Testing
 
         let store = try DelegationStore(StoreConfiguration(path: path))
         let after = RawConnection(path)
-        let kept = History(after, rowsRead: rowsRead)
         #expect(after.value("SELECT max(version) FROM schema_migrations") == String(Migration.all.last!.version))
-        #expect(kept.rows == history.rows)
-        #expect(kept.events == history.events, "every event kept")
-        #expect(kept.outbox == history.outbox)
+        #expect(History(after, rowsRead: rowsRead) == history, "every row, event and mirror call kept")
         #expect(after.column("PRAGMA foreign_key_check").isEmpty)
         #expect(after.value("PRAGMA integrity_check") == "ok")
 
@@ -83,10 +80,7 @@ import Testing
         let store = try DelegationStore(StoreConfiguration(path: path))
         #expect(store.migratedAtOpen == [6, 7])
         let after = RawConnection(path)
-        let kept = History(after, rowsRead: rowsRead)
-        #expect(kept.rows == history.rows)
-        #expect(kept.events == history.events, "every event kept")
-        #expect(kept.outbox == history.outbox)
+        #expect(History(after, rowsRead: rowsRead) == history, "every row, event and mirror call kept")
         #expect(after.value("PRAGMA integrity_check") == "ok")
         #expect(after.value("SELECT count(*) FROM sqlite_master WHERE name LIKE 'delegation_search%' AND name NOT IN ('delegation_search_queue', 'delegation_search_progress') AND type = 'table'") == "0",
                 "0005's index left the database (0007)")
@@ -109,7 +103,7 @@ import Testing
         try await store.complete(id: claimed[0].id, worker: "new-worker", result: "finished after the upgrade")
         #expect(try await search("after the upgrade") == [claimed[0].task], "a changed row is found (queued or indexed)")
         #expect(try await store.releaseLeases(worker: "new-worker").count == 2)
-        try await waitForTheSearchIndex(store)
+        #expect(try await store.rowsLeftForTheSearchIndex() == 0, "the search index caught up")
         let findings = try await store.check(.nothingIsOld)
         #expect(findings.first { $0.name == "search_index" }?.ok == true, "\(findings)")
         await store.close()
@@ -132,16 +126,13 @@ import Testing
         let store = try DelegationStore(StoreConfiguration(path: path))
         #expect(store.migratedAtOpen == [7])
         let after = RawConnection(path)
-        let kept = History(after, rowsRead: rowsRead)
-        #expect(kept.rows == history.rows)
-        #expect(kept.events == history.events, "every event kept")
-        #expect(kept.outbox == history.outbox)
+        #expect(History(after, rowsRead: rowsRead) == history, "every row, event and mirror call kept")
         #expect(after.value("PRAGMA integrity_check") == "ok")
         #expect(after.value("SELECT count(*) FROM sqlite_master WHERE name LIKE 'delegation_search%' AND type = 'table'") == "2", "the queue and its progress alone")
 
         func search(_ text: String) async throws -> [String] { try await store.list(DelegationQuery(search: text)).map(\.task) }
         for round in ["queued or indexed", "indexed"] {
-            if round == "indexed" { try await waitForTheSearchIndex(store) }
+            if round == "indexed" { #expect(try await store.rowsLeftForTheSearchIndex() == 0, "the search index caught up") }
             #expect(try await search("VENDOR quotes") == ["compare vendor quotes for Q4"], "\(round)")
             #expect(try await search("8% cheaper") == ["compare vendor quotes for Q4"], "\(round): in the result")
             #expect(try await search("authority unreachable") == ["rotate the staging certificates"], "\(round): in the error")
@@ -202,16 +193,5 @@ import Testing
         print("outbox claim VM steps with 6,000 calls waiting:", steps)
         #expect(steps < 500, "the claim visited \(steps) rows with 6,000 calls waiting; it should visit only due ones")
         await store.close()
-    }
-
-    /// Until the store's indexer has emptied the queue (it looks every second).
-    func waitForTheSearchIndex(_ store: DelegationStore) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let queued = try await store.read { try $0.queryFirst("SELECT count(*) FROM delegation_search_queue")?[0].int }
-            if queued == 0 { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("the search index did not catch up within 10 s")
     }
 }
