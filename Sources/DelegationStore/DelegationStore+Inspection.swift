@@ -43,13 +43,30 @@ extension DelegationStore {
         return try await snapshot("computing stats") { try Statistics.compute($0, windowStart: windowStart, now: now) }
     }
 
+    /// How long `check` waits for an indexer round to end before checking the search index beside it.
+    static let checkWaitForTheIndexer = Duration.seconds(3)
+
     /// Every invariant the queue promises, checked on the file as it is.
     public func check(_ thresholds: CheckThresholds) async throws -> [CheckFinding] {
         let findings = try await snapshot("checking the database") { try Checks.findings($0, thresholds) }
         // Apart, and never a throw: the search index file is derived data, and an error reading it (a damaged
         // page inside the database's snapshot failed that transaction) must not cost the database's findings.
         do {
-            return findings + [try await read("checking the search index") { try Checks.searchIndex($0) }]
+            // Under the indexer's lock when it comes within a few seconds: a statement takes its snapshots of
+            // the two files one after the other, and an indexer's commits in between would look like a restore.
+            // Without it (a long rebuild takes it round after round), checked as it is.
+            let finding = try await read("checking the search index") { database in
+                var failure: (any Error)?
+                // A lock file that cannot be made (a read-only directory) is as good as a busy lock.
+                let locked = try? SearchIndex.withIndexerLock(databasePath: database.path, waiting: Self.checkWaitForTheIndexer) {
+                    () -> CheckFinding? in
+                    do { return try Checks.searchIndex(database) } catch { failure = error; return nil }
+                }
+                if let failure { throw failure }
+                if let finding = locked ?? nil { return finding }
+                return try Checks.searchIndex(database)
+            }
+            return findings + [finding]
         } catch {
             return findings + [CheckFinding(name: "search_index", ok: false, detail: "could not check the search index: \(error)")]
         }

@@ -231,11 +231,12 @@ package enum SearchIndex {
         } ?? 0
     }
 
-    /// Runs `body` as the database's only indexer, or returns nil at once when another holds the lock (an
-    /// advisory `flock` on `<database>-search.lock`, released by the kernel if its holder dies). With two at
-    /// once, one could write a row's older text after the other wrote its newer text, or take a row off the
-    /// queue that changed after the other's batch: the row would then be missing from the index for good.
-    package static func withIndexerLock<T>(databasePath: String, _ body: () throws -> T) throws -> T? {
+    /// Runs `body` as the database's only indexer, or returns nil when another holds the lock (at once, or
+    /// after `waiting` of asking again every 20 ms; an advisory `flock` on `<database>-search.lock`, released
+    /// by the kernel if its holder dies). With two at once, one could write a row's older text after the
+    /// other wrote its newer text, or take a row off the queue that changed after the other's batch: the row
+    /// would then be missing from the index for good.
+    package static func withIndexerLock<T>(databasePath: String, waiting: Duration = .zero, _ body: () throws -> T) throws -> T? {
         let file = path(forDatabaseAt: databasePath) + ".lock"
         let descriptor = open(file, O_CREAT | O_RDONLY | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -244,10 +245,14 @@ package enum SearchIndex {
         }
         defer { close(descriptor) }  // also releases the lock
         giveToDatabaseOwner(file, databasePath: databasePath)
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        let deadline = ContinuousClock.now + waiting
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
-            if code == EWOULDBLOCK { return nil }
-            throw SQLiteError(extendedResultCode: 10, message: "cannot lock \(file): errno \(code)")  // SQLITE_IOERR
+            guard code == EWOULDBLOCK || code == EINTR else {
+                throw SQLiteError(extendedResultCode: 10, message: "cannot lock \(file): errno \(code)")  // SQLITE_IOERR
+            }
+            guard code == EINTR || ContinuousClock.now < deadline else { return nil }
+            if code == EWOULDBLOCK { usleep(20_000) }
         }
         return try body()
     }

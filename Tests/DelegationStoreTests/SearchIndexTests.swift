@@ -392,6 +392,38 @@ import Testing
         #expect(Self.indexMatchesTable(database))
     }
 
+    /// `check` reads the two files while no indexer round is between its commits (it takes the indexer's lock,
+    /// waiting a few seconds for it); a lock held longer (a long rebuild) costs it only that wait.
+    @Test func checkWaitsForAnIndexerRoundButNotForever() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        _ = try await store.delegate(workspaceID: "ws", task: "checked")
+        #expect(try await store.rowsLeftForTheSearchIndex() == 0)
+        // Another indexer's lock, as another process's indexer would hold it (flock: any other open file).
+        let lock = open(SearchIndex.path(forDatabaseAt: store.configuration.path) + ".lock", O_RDONLY | O_CLOEXEC)
+        #expect(lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0)
+        let released = Task {
+            try await Task.sleep(for: .milliseconds(800))
+            close(lock)
+            return ContinuousClock.now
+        }
+        let finding = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
+        let checkedAt = ContinuousClock.now
+        let releasedAt = try await released.value
+        #expect(checkedAt >= releasedAt, "check waited for the round to end")
+        #expect(finding?.ok == true, "\(String(describing: finding))")
+
+        // Held past the wait: checked beside it all the same, once the wait is over.
+        let held = open(SearchIndex.path(forDatabaseAt: store.configuration.path) + ".lock", O_RDONLY | O_CLOEXEC)
+        defer { close(held) }
+        #expect(held >= 0 && flock(held, LOCK_EX | LOCK_NB) == 0)
+        let second = ContinuousClock.now
+        let beside = try await store.check(.nothingIsOld).first { $0.name == "search_index" }
+        #expect(ContinuousClock.now - second >= DelegationStore.checkWaitForTheIndexer, "it waited first")
+        #expect(beside?.ok == true, "\(String(describing: beside))")
+        await store.close()
+    }
+
     /// A file whose header is fine but whose pages are not: searches scan past it instead of failing, the
     /// database's own integrity check still passes, and the search index's finding says what to do.
     @Test func anIndexFileDamagedPastItsHeaderIsScannedPast() async throws {
