@@ -44,4 +44,19 @@ static inline void csqlite_restore_waits(csqlite_busy_state *state) {
     __atomic_store_n(&state->abandoned, 0, __ATOMIC_RELEASE);
 }
 
+/// A WAL hook that only notes how many frames the log holds after a commit of "main" (it replaces
+/// SQLite's autocheckpoint hook, which would copy the log into the database inside that COMMIT).
+static inline int csqlite_note_wal_frames(void *context, sqlite3 *db, const char *name, int frames) {
+    (void)db;
+    if (name && name[0] == 'm' && name[1] == 'a' && name[2] == 'i' && name[3] == 'n' && name[4] == 0) {
+        *(int *)context = frames;
+    }
+    return SQLITE_OK;
+}
+
+/// Installs it; `frames` must outlive the connection.
+static inline void csqlite_note_wal_frames_in(sqlite3 *db, int *frames) {
+    sqlite3_wal_hook(db, csqlite_note_wal_frames, (void *)frames);
+}
+
 #endif

@@ -11,8 +11,9 @@ package import SQLiteDatabase
 /// throws `DelegationStoreError`. No SQLite type appears in a public signature, so a second backend
 /// (PostgreSQL, for deployments beyond one machine) can stand behind the same operations.
 ///
-/// This one is SQLite: one file, a writer thread that group-commits, a reader thread, and an indexer
-/// thread that keeps the search index (a second file, `SearchIndex`) out of the writer's way. Safe to share
+/// This one is SQLite: one file, a writer thread that group-commits, a reader thread, an indexer thread
+/// that keeps the search index (a second file, `SearchIndex`) out of the writer's way, and a checkpointer
+/// thread that keeps copying the log into the database out of the writer's way too (`Checkpointer`). Safe to share
 /// between tasks. Several processes may open the same file; every write starts with `BEGIN IMMEDIATE`
 /// and waits up to the busy timeout for the lock, so normal contention never surfaces as SQLITE_BUSY.
 public final class DelegationStore: Sendable {
@@ -27,6 +28,9 @@ public final class DelegationStore: Sendable {
     /// Nil when opened read-only. Its jobs are never submitted: it catches up each time it has been idle.
     private let indexer: DatabaseThread<ReadJob>?
     private let indexerStopping = StopFlag()
+    /// Nil when opened read-only. Copies the log into the database for the writer, so that no write waits
+    /// for that copy (SQLite's default runs it inside the COMMIT that finds the log past 1,000 pages).
+    private let checkpointer: Checkpointer?
     /// Transactions and operations the writer committed (operations ÷ transactions = group-commit factor).
     public let writerStatistics = WriterStatistics()
     /// The migrations this open applied (empty when the schema was current, and always when read-only).
@@ -44,17 +48,28 @@ public final class DelegationStore: Sendable {
         let (writeConnection, migrated) = writable ? try Self.connect(configuration, .writer) : (nil, [])
         // Its own connection, so that neither the index file's lock nor its merges are ever the writer's.
         let indexConnection = writable ? try Self.connect(configuration, .indexer, logger: logger).database : nil
+        let checkpointConnection = writable && configuration.path != ":memory:" ? try Self.connect(configuration, .checkpointer).database : nil
         let readConnection = try Self.connect(configuration, .reader).database
         migratedAtOpen = migrated
         writerLockWaits = writeConnection?.lockWaits
+        let logger = logger
+        if let checkpointConnection {
+            checkpointer = Checkpointer(
+                database: checkpointConnection, restartEvery: configuration.logRestartPages, statistics: statistics, logger: logger)
+        } else {
+            checkpointer = nil
+        }
         if let writeConnection {
+            let checkpointer = checkpointer
+            if checkpointer != nil { writeConnection.leaveCheckpointsToAnotherConnection() }
             writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
                 GroupCommit.run(jobs, on: database, statistics: statistics)
+                checkpointer?.afterCommit(on: database)
             }
         } else {
             writer = nil
         }
-        let logger = logger, stopping = indexerStopping
+        let stopping = indexerStopping
         if let indexConnection {
             indexer = DatabaseThread(
                 name: "delegation-store-indexer", database: indexConnection, idle: SearchIndex.interval,
@@ -85,6 +100,7 @@ public final class DelegationStore: Sendable {
         indexerStopping.set()
         await indexer?.stop()
         await writer?.stop()
+        await checkpointer?.stop()
         await reader.stop()
     }
 
@@ -137,6 +153,8 @@ public final class DelegationStore: Sendable {
         case indexer
         /// Reads both files.
         case reader
+        /// Checkpoints the database's log for the writer (`Checkpointer`).
+        case checkpointer
     }
 
     /// A connection set up for the store; the writer migrates first (the versions it applied are returned).
@@ -192,6 +210,8 @@ public final class DelegationStore: Sendable {
                         "the search index is unusable; searches scan until it is deleted (it is then rebuilt)",
                         metadata: ["file": "\(SearchIndex.path(forDatabaseAt: path))", "error": "\(error)"])
                 }
+            } else if role == .checkpointer {
+                // Nothing to set: it only runs PASSIVE checkpoints, which take no lock a writer waits for.
             } else {
                 try database.execute(script: "PRAGMA query_only = ON")
                 if configuration.access == .readOnly {

@@ -30,6 +30,9 @@ public struct StoreConfiguration: Sendable {
     /// False: the database file must already exist (the admin CLI's inspecting commands).
     public var createIfMissing: Bool
     public var access: Access
+    /// Each time the write-ahead log has grown by this many pages, the writer copies the last stretch into
+    /// the database itself so that the log can start over (`Checkpointer`); tests lower it.
+    package var logRestartPages = 10_000
 
     public static let defaultPath = "./delegations.db"
 
