@@ -2,36 +2,47 @@ import Logging
 internal import SQLiteDatabase
 import Synchronization
 
-/// Copies the write-ahead log into the database file on a thread of its own, so that no write waits for it.
+/// Copies the write-ahead log into the database file on a thread of its own, so that commits do not wait
+/// for that copy.
 ///
-/// SQLite's default checkpoints inside the COMMIT that finds the log past 1,000 pages, and that commit's
-/// caller waits for the whole copy and its fsync. Beside an `evict` at 1M rows that was every worker
+/// SQLite's default checkpoints inside every COMMIT that finds the log past 1,000 pages, and that commit's
+/// caller waits for the copy and its fsync. Beside an `evict` at 1M rows that was every worker
 /// claim+complete over 100 ms the benchmark caught (a copy of a 57,000–77,000-frame log's backlog, 98–134 ms,
-/// inside one commit) and 15–47 ms inside many more. Here the writer only notes the log's size after each
-/// batch and, past the same 1,000 pages, asks this thread, which runs the same PASSIVE checkpoint on its own
-/// connection: it takes no lock a writer waits for, so commits go on while it copies. Requests that pile up
-/// while it works are one request.
+/// inside one commit) and 15–47 ms inside many more. Here the store's connections that write (the writer
+/// and the indexer) only note the log's size after they commit and ask this thread for a pass each time the
+/// log has grown by 1,000 pages; a pass is the same PASSIVE checkpoint on a connection of its own: it takes
+/// no lock a writer waits for, so commits go on while it copies. Requests that pile up are one request.
 ///
-/// The log starts over only at a write that finds it copied whole, and under a steady load this thread
-/// never catches up with the writer exactly then. So each time the log has grown by `restartEvery` pages,
-/// the writer copies the last stretch itself, and its next write starts the log over: only right after a
-/// pass that copied everything, when no more than `writerCopiesAtMost` pages were written since (else it
-/// asks for another pass, which leaves a shorter stretch).
-/// Connections of other programs (a raw `sqlite3` session) keep SQLite's default.
+/// The log starts over only at a write that finds it copied whole, and under a steady load a pass never
+/// ends at exactly such a moment. So each time the log has grown by `restartEvery` pages, passes run back
+/// to back until the writer can copy the last stretch itself (what was written since the latest pass that
+/// copied everything: at most `writerCopiesAtMost` pages, or whatever it is after `patience` passes that
+/// left more), and its next write starts the log over. A restart that did not happen (a reader was on the
+/// log) is tried again a tenth of `restartEvery` later. Other programs' connections (a raw `sqlite3`
+/// session) keep SQLite's default.
 final class Checkpointer: Sendable {
     /// SQLite's own default (`wal_autocheckpoint`): the log is copied as often as it was.
     static let threshold = 1_000
-    /// The most the writer copies itself (~1 MB): what was written since a pass that copied everything.
+    /// The most the writer copies itself (~1 MB) while it can wait for a shorter stretch.
     static let writerCopiesAtMost = 256
+    /// Passes that left more than `writerCopiesAtMost` before the writer copies the stretch anyway (commits of
+    /// hundreds of pages each would otherwise never leave a short one).
+    static let patience = 8
 
     private struct State {
         var running = false
-        /// The log's size when the last pass copied all of it (no reader held pages back, no other
+        /// The log's size when the latest pass copied all of it (no reader held pages back, no other
         /// checkpoint ran); nil when it could not.
         var copiedWholeAt: Int?
-        /// The log's size at which the writer copies the last stretch itself.
+        /// The log's size the last time a connection of this store committed (a smaller one: it started over).
+        var lastFrames = 0
+        /// The log's size at the last request for a pass below `writerCopiesAt`.
+        var askedAt = 0
+        /// The log's size from which passes run back to back and the writer copies the last stretch.
         var writerCopiesAt: Int
-        /// Checkpoints failed so far (a warning at the 1st, 10th, 100th, …: not one per batch).
+        /// Passes in a row that left the writer too long a stretch.
+        var misses = 0
+        /// Checkpoints failed in a row (a warning at the 1st, 10th, 100th, …: not one per batch).
         var failures = 0
     }
 
@@ -45,6 +56,7 @@ final class Checkpointer: Sendable {
     private let thread: DatabaseThread<Due>
 
     init(database: sending Database, restartEvery: Int, statistics: WriterStatistics, logger: Logger) {
+        let restartEvery = max(restartEvery, Self.threshold)
         self.restartEvery = restartEvery
         self.statistics = statistics
         self.logger = logger
@@ -52,7 +64,8 @@ final class Checkpointer: Sendable {
         self.state = state
         thread = DatabaseThread(name: "delegation-store-checkpointer", database: database) { database, _ in
             state.withLock { $0.running = true }
-            let outcome = Self.copy(database, state: state, statistics: statistics, logger: logger)
+            let outcome = Self.copy(database, state: state, logger: logger)
+            statistics.recordCheckpoint(byWriter: false)
             state.withLock {
                 $0.running = false
                 $0.copiedWholeAt = outcome.flatMap { !$0.busy && $0.checkpointedFrames >= $0.logFrames ? $0.logFrames : nil }
@@ -60,41 +73,57 @@ final class Checkpointer: Sendable {
         }
     }
 
-    /// On the writer's thread, after each batch it committed on `database`.
-    func afterCommit(on database: Database) {
-        let frames = database.framesInLogAfterLastCommit
-        enum Step { case nothing, ask, copyHere }
+    /// On the thread of a connection that writes (set up with `leaveCheckpointsToAnotherConnection`), after
+    /// it ran its transactions. `copyHere`: the writer's thread, which may copy the last stretch itself.
+    func afterCommit(on database: Database, copyHere: Bool) {
+        guard let frames = database.takeFramesInLog() else { return }  // nothing committed
+        enum Step { case nothing, ask, copy }
         let step = state.withLock { state -> Step in
-            if frames < Self.threshold {
-                state.writerCopiesAt = restartEvery  // the log started over
-                return .nothing
+            if frames < state.lastFrames {  // the log started over
+                state.writerCopiesAt = restartEvery
+                state.copiedWholeAt = nil
+                state.askedAt = 0
+                state.misses = 0
             }
-            guard frames >= state.writerCopiesAt else { return .ask }
-            // A pass that runs is let finish (not asked again). Only a short stretch is ever copied here:
-            // after a pass that could not copy everything (readers held a backlog back), or when much was
-            // written since (by this writer, or by another process's), another pass is asked for instead.
-            guard !state.running else { return .nothing }
-            guard let copied = state.copiedWholeAt, (0...Self.writerCopiesAtMost).contains(frames - copied) else { return .ask }
-            return .copyHere
+            state.lastFrames = frames
+            guard frames >= Self.threshold else { return .nothing }
+            guard frames >= state.writerCopiesAt else {
+                guard frames >= state.askedAt + Self.threshold else { return .nothing }
+                state.askedAt = frames
+                return .ask
+            }
+            // A pass that runs is let finish (not asked again). After a pass that could not copy everything
+            // (readers held a backlog back) another is asked for: only a short stretch is ever copied here.
+            guard copyHere, !state.running else { return .nothing }
+            guard let copied = state.copiedWholeAt, frames >= copied else { return .ask }
+            guard frames - copied <= Self.writerCopiesAtMost || state.misses >= Self.patience else {
+                state.misses += 1
+                return .ask
+            }
+            state.misses = 0
+            return .copy
         }
         switch step {
         case .nothing: break
         case .ask: _ = thread.submit(Due())
-        case .copyHere:
-            guard let outcome = Self.copy(database, state: state, statistics: statistics, logger: logger) else { return }
-            if !outcome.busy { state.withLock { $0.writerCopiesAt = frames + restartEvery } }
+        case .copy:
+            let outcome = Self.copy(database, state: state, logger: logger)
+            statistics.recordCheckpoint(byWriter: true)
+            if let outcome, !outcome.busy, outcome.checkpointedFrames >= outcome.logFrames {
+                // The next write starts the log over (seen as a smaller size), unless a reader is on it then.
+                state.withLock { $0.writerCopiesAt = frames + restartEvery / 10 }
+            }
         }
     }
 
     func stop() async { await thread.stop() }
 
     private static func copy(
-        _ database: Database, state: Shared, statistics: WriterStatistics, logger: Logger
+        _ database: Database, state: Shared, logger: Logger
     ) -> (busy: Bool, logFrames: Int, checkpointedFrames: Int)? {
-        let started = ContinuousClock.now
         do {
             let outcome = try database.passiveCheckpoint()
-            statistics.recordCheckpoint(duration: ContinuousClock.now - started, busy: outcome.busy)
+            state.withLock { $0.failures = 0 }
             return outcome
         } catch {
             // Nothing is lost: the log keeps every commit, and the next pass tries again.
@@ -103,17 +132,17 @@ final class Checkpointer: Sendable {
                 return state.failures
             }
             var power = 1
-            while power < failures { power *= 10 }
+            while power < failures && power < Int.max / 10 { power *= 10 }
             if power == failures {
                 logger.warning(
                     "checkpoint failed; the write-ahead log grows until one succeeds",
-                    metadata: ["error": "\(error)", "failures": "\(failures)"])
+                    metadata: ["error": "\(error)", "failures in a row": "\(failures)"])
             }
             return nil
         }
     }
 
-    /// The state the writer's thread and this one share.
+    /// The state the writing threads and this one share.
     private final class Shared: Sendable {
         private let state: Mutex<State>
         init(_ state: State) { self.state = Mutex(state) }

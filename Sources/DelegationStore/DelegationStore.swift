@@ -64,17 +64,21 @@ public final class DelegationStore: Sendable {
             if checkpointer != nil { writeConnection.leaveCheckpointsToAnotherConnection() }
             writer = DatabaseThread(name: "delegation-store-writer", database: writeConnection) { database, jobs in
                 GroupCommit.run(jobs, on: database, statistics: statistics)
-                checkpointer?.afterCommit(on: database)
+                checkpointer?.afterCommit(on: database, copyHere: true)
             }
         } else {
             writer = nil
         }
         let stopping = indexerStopping
         if let indexConnection {
+            let checkpointer = checkpointer
+            if checkpointer != nil { indexConnection.leaveCheckpointsToAnotherConnection() }
             indexer = DatabaseThread(
                 name: "delegation-store-indexer", database: indexConnection, idle: SearchIndex.interval,
                 onIdle: { database in
-                    SearchIndex.catchUpAll(database, stopping: stopping, statistics: statistics, logger: logger)
+                    SearchIndex.catchUpAll(database, stopping: stopping, statistics: statistics, logger: logger) {
+                        checkpointer?.afterCommit(on: database, copyHere: false)
+                    }
                 }
             ) { _, _ in }
         } else {

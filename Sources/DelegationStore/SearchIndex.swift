@@ -370,7 +370,11 @@ package enum SearchIndex {
     /// Lays the index file out if it is new (`prepare`), then catches up until nothing waits or `stopping`
     /// says so, each batch waiting at most a moment for a lock (another process's indexer or writer; it can
     /// as well be done a second later). Run by the store's indexer thread when it has been idle a second.
-    static func catchUpAll(_ database: Database, stopping: StopFlag, statistics: WriterStatistics, logger: Logger) {
+    /// `afterRound`: after each of its transactions' rounds (the store's `Checkpointer` hears the log's size).
+    static func catchUpAll(
+        _ database: Database, stopping: StopFlag, statistics: WriterStatistics, logger: Logger, afterRound: () -> Void = {}
+    ) {
+        defer { afterRound() }
         do {
             // Not attached: the file was unusable at open (logged then).
             guard try isAttached(database) else { return }
@@ -378,6 +382,7 @@ package enum SearchIndex {
             guard checked else { return }  // another indexer is at work: its round, not this one
             while !stopping.isSet {
                 let indexed = try database.withLockWaitLimit(.milliseconds(100)) { try catchUp(database) }
+                afterRound()
                 if indexed == 0 { return }
                 statistics.recordSearchCatchUp(rows: indexed)
             }

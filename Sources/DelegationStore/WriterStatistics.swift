@@ -3,13 +3,11 @@ import Synchronization
 
 /// How well writes share commits: operations per transaction is the group-commit factor. Also exported
 /// through swift-metrics (whatever backend the program bootstrapped; none by default):
-/// `delegation_store_commit_duration_seconds` (from BEGIN to the end of COMMIT),
-/// `delegation_store_operations_per_commit` and `delegation_store_checkpoint_duration_seconds` (the
-/// checkpointer thread's copies of the log into the database).
+/// `delegation_store_commit_duration_seconds` (from BEGIN to the end of COMMIT) and
+/// `delegation_store_operations_per_commit`.
 public final class WriterStatistics: Sendable {
-    private let counters = Mutex((transactions: 0, operations: 0, largestBatch: 0, searchCatchUps: 0, searchRowsIndexed: 0, checkpoints: 0))
+    private let counters = Mutex((transactions: 0, operations: 0, largestBatch: 0, searchCatchUps: 0, searchRowsIndexed: 0, checkpointPasses: 0, writerCopies: 0))
     private let commitDuration = Metrics.Timer(label: "delegation_store_commit_duration_seconds")
-    private let checkpointDuration = Metrics.Timer(label: "delegation_store_checkpoint_duration_seconds")
     private let operationsPerCommit = Recorder(label: "delegation_store_operations_per_commit")
 
     /// The bucket bounds a histogram of operations per commit wants (batches go up to 512).
@@ -33,15 +31,18 @@ public final class WriterStatistics: Sendable {
         }
     }
 
-    /// A checkpoint the checkpointer thread ran (`Checkpoints`); `busy`: another connection's was running.
-    func recordCheckpoint(duration: Duration, busy: Bool) {
-        counters.withLock { $0.checkpoints += 1 }
-        if !busy { checkpointDuration.record(duration: duration) }
+    /// A checkpoint of the store's `Checkpointer`: a pass on its thread, or a last stretch the writer copied.
+    func recordCheckpoint(byWriter: Bool) {
+        counters.withLock {
+            if byWriter { $0.writerCopies += 1 } else { $0.checkpointPasses += 1 }
+        }
     }
 
     public var transactions: Int { counters.withLock { $0.transactions } }
-    /// Checkpoints run by the store's checkpointer thread, never inside a commit.
-    public var checkpoints: Int { counters.withLock { $0.checkpoints } }
+    /// Checkpoint passes on the store's checkpointer thread, outside any commit.
+    public var checkpointPasses: Int { counters.withLock { $0.checkpointPasses } }
+    /// Last stretches of the log the writer copied itself, so that the log could start over.
+    public var writerCopies: Int { counters.withLock { $0.writerCopies } }
     public var operations: Int { counters.withLock { $0.operations } }
     public var largestBatch: Int { counters.withLock { $0.largestBatch } }
     /// Transactions that caught the search index up, and the rows they indexed.

@@ -58,21 +58,25 @@ public final class Database {
         busyState.initialize(to: csqlite_busy_state(timeout: Int32(clamping: milliseconds), abandoned: 0))
         csqlite_set_busy_handler(connection, busyState)
         framesInLog = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        framesInLog.initialize(to: 0)
+        framesInLog.initialize(to: -1)
     }
 
     /// From now on this connection's commits never checkpoint: SQLite's default copies the log into the
     /// database inside the COMMIT that finds it past 1,000 pages, and the committing caller waits for the
     /// copy (at 1M rows beside `evict`: 100–130 ms, when the copy is a backlog that readers had held back).
-    /// The connection then only notes the log's size (`framesInLogAfterLastCommit`): another connection
-    /// must checkpoint (`passiveCheckpoint()`), or the log grows without end.
+    /// The connection then only notes the log's size (`takeFramesInLog`): another connection must
+    /// checkpoint (`passiveCheckpoint()`), or the log grows without end.
     public func leaveCheckpointsToAnotherConnection() {
         csqlite_note_wal_frames_in(handle, framesInLog)
     }
 
-    /// Frames in the write-ahead log after this connection's last commit, once
-    /// `leaveCheckpointsToAnotherConnection` is in effect (0 before).
-    public var framesInLogAfterLastCommit: Int { Int(framesInLog.pointee) }
+    /// Frames in the write-ahead log after this connection's latest commit, if it committed since the last
+    /// call (nil: no commit since, or `leaveCheckpointsToAnotherConnection` not in effect).
+    public func takeFramesInLog() -> Int? {
+        let frames = framesInLog.pointee
+        framesInLog.pointee = -1
+        return frames < 0 ? nil : Int(frames)
+    }
 
     /// `PRAGMA wal_checkpoint(PASSIVE)`: copies what it can of the log into the database without waiting for
     /// any lock (readers still using older pages keep those frames for a later one). Returns whether another
