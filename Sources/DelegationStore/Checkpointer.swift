@@ -9,17 +9,19 @@ import Synchronization
 /// caller waits for the copy and its fsync. Beside an `evict` at 1M rows that was every worker
 /// claim+complete over 100 ms the benchmark caught (a copy of a 57,000–77,000-frame log's backlog, 98–134 ms,
 /// inside one commit) and 15–47 ms inside many more. Here the store's connections that write (the writer
-/// and the indexer) only note the log's size after they commit and ask this thread for a pass each time the
-/// log has grown by 1,000 pages; a pass is the same PASSIVE checkpoint on a connection of its own: it takes
-/// no lock a writer waits for, so commits go on while it copies. Requests that pile up are one request.
+/// and the indexer) only note the log's size after they commit and, past the same 1,000 pages, ask this
+/// thread for a pass, as SQLite's default would copy after each such commit; a pass is the same PASSIVE
+/// checkpoint on a connection of its own: it takes no lock a writer waits for, so commits go on while it
+/// copies. Requests that pile up while it works are one request. (Asking only once per 1,000 pages
+/// instead left longer stretches to copy and doubled the worker's stalls over 50 ms beside `evict`.)
 ///
 /// The log starts over only at a write that finds it copied whole, and under a steady load a pass never
-/// ends at exactly such a moment. So each time the log has grown by `restartEvery` pages, passes run back
-/// to back until the writer can copy the last stretch itself (what was written since the latest pass that
-/// copied everything: at most `writerCopiesAtMost` pages, or whatever it is after `patience` passes that
-/// left more), and its next write starts the log over. A restart that did not happen (a reader was on the
-/// log) is tried again a tenth of `restartEvery` later. Other programs' connections (a raw `sqlite3`
-/// session) keep SQLite's default.
+/// ends at exactly such a moment. So each time the log has grown by `restartEvery` pages, the writer copies
+/// the last stretch itself as soon as it is short (what was written since the latest pass that copied
+/// everything: at most `writerCopiesAtMost` pages, or up to 4 times that after `patience` passes that left
+/// more), and its next write starts the log over. After a copy the log did not start over from
+/// (another process writing all the time, a reader on the log), the next is twice as far away. Other
+/// programs' connections (a raw `sqlite3` session) keep SQLite's default.
 final class Checkpointer: Sendable {
     /// SQLite's own default (`wal_autocheckpoint`): the log is copied as often as it was.
     static let threshold = 1_000
@@ -36,12 +38,15 @@ final class Checkpointer: Sendable {
         var copiedWholeAt: Int?
         /// The log's size the last time a connection of this store committed (a smaller one: it started over).
         var lastFrames = 0
-        /// The log's size at the last request for a pass below `writerCopiesAt`.
-        var askedAt = 0
-        /// The log's size from which passes run back to back and the writer copies the last stretch.
+        /// The log's size from which the writer copies the last stretch itself.
         var writerCopiesAt: Int
         /// Passes in a row that left the writer too long a stretch.
         var misses = 0
+        /// The writer copied the whole log: the next commit should find it started over.
+        var restartExpected = false
+        /// Copies in a row after which the log did not start over (another process writing, a reader on
+        /// it): each doubles the stretch before the next one.
+        var failedRestarts = 0
         /// Checkpoints failed in a row (a warning at the 1st, 10th, 100th, …: not one per batch).
         var failures = 0
     }
@@ -56,7 +61,7 @@ final class Checkpointer: Sendable {
     private let thread: DatabaseThread<Due>
 
     init(database: sending Database, restartEvery: Int, statistics: WriterStatistics, logger: Logger) {
-        let restartEvery = max(restartEvery, Self.threshold)
+        let restartEvery = min(max(restartEvery, Self.threshold), 1 << 40)  // no sum of frames can overflow
         self.restartEvery = restartEvery
         self.statistics = statistics
         self.logger = logger
@@ -82,21 +87,25 @@ final class Checkpointer: Sendable {
             if frames < state.lastFrames {  // the log started over
                 state.writerCopiesAt = restartEvery
                 state.copiedWholeAt = nil
-                state.askedAt = 0
                 state.misses = 0
+                state.failedRestarts = 0
+                state.restartExpected = false
+            } else if state.restartExpected {
+                // It did not: beside another process that writes all the time it cannot, and copying here
+                // again soon would only cost this writer. Twice as far each time, up to 16 stretches.
+                state.restartExpected = false
+                state.failedRestarts = min(state.failedRestarts + 1, 4)
+                state.writerCopiesAt = frames + restartEvery << state.failedRestarts
             }
             state.lastFrames = frames
             guard frames >= Self.threshold else { return .nothing }
-            guard frames >= state.writerCopiesAt else {
-                guard frames >= state.askedAt + Self.threshold else { return .nothing }
-                state.askedAt = frames
-                return .ask
-            }
+            guard frames >= state.writerCopiesAt else { return .ask }
             // A pass that runs is let finish (not asked again). After a pass that could not copy everything
             // (readers held a backlog back) another is asked for: only a short stretch is ever copied here.
             guard copyHere, !state.running else { return .nothing }
             guard let copied = state.copiedWholeAt, frames >= copied else { return .ask }
-            guard frames - copied <= Self.writerCopiesAtMost || state.misses >= Self.patience else {
+            let stretch = frames - copied
+            guard stretch <= Self.writerCopiesAtMost || (state.misses >= Self.patience && stretch <= 4 * Self.writerCopiesAtMost) else {
                 state.misses += 1
                 return .ask
             }
@@ -111,7 +120,10 @@ final class Checkpointer: Sendable {
             statistics.recordCheckpoint(byWriter: true)
             if let outcome, !outcome.busy, outcome.checkpointedFrames >= outcome.logFrames {
                 // The next write starts the log over (seen as a smaller size), unless a reader is on it then.
-                state.withLock { $0.writerCopiesAt = frames + restartEvery / 10 }
+                state.withLock {
+                    $0.writerCopiesAt = frames + restartEvery
+                    $0.restartExpected = true
+                }
             }
         }
     }
