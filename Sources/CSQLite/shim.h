@@ -44,12 +44,15 @@ static inline void csqlite_restore_waits(csqlite_busy_state *state) {
     __atomic_store_n(&state->abandoned, 0, __ATOMIC_RELEASE);
 }
 
-/// A WAL hook that only notes how many frames the log holds after a commit of "main" (it replaces
-/// SQLite's autocheckpoint hook, which would copy the log into the database inside that COMMIT).
+/// A WAL hook that only notes how many frames the log of "main" holds after a commit (it replaces
+/// SQLite's autocheckpoint hook, which would copy that log into the database inside the COMMIT). A
+/// connection has one hook for all its databases: an attached one's log is still copied past 1,000
+/// frames, exactly as SQLite's default hook does (`sqlite3WalDefaultHook`).
 static inline int csqlite_note_wal_frames(void *context, sqlite3 *db, const char *name, int frames) {
-    (void)db;
     if (name && name[0] == 'm' && name[1] == 'a' && name[2] == 'i' && name[3] == 'n' && name[4] == 0) {
         *(int *)context = frames;
+    } else if (frames >= 1000) {
+        sqlite3_wal_checkpoint(db, name);
     }
     return SQLITE_OK;
 }

@@ -19,9 +19,10 @@ import Synchronization
 /// ends at exactly such a moment. So each time the log has grown by `restartEvery` pages, the writer copies
 /// the last stretch itself as soon as it is short (what was written since the latest pass that copied
 /// everything: at most `writerCopiesAtMost` pages, or up to 4 times that after `patience` passes that left
-/// more), and its next write starts the log over. After a copy the log did not start over from
-/// (another process writing all the time, a reader on the log), the next is twice as far away. Other
-/// programs' connections (a raw `sqlite3` session) keep SQLite's default.
+/// more), and its next write starts the log over. After a copy the log did not start over from (another
+/// process writing all the time, a reader on the log), the next is twice as far away (four stretches at
+/// most). Other programs' connections (a raw `sqlite3` session) keep SQLite's default; attached databases'
+/// logs (the search index file's) are copied as SQLite's default does.
 final class Checkpointer: Sendable {
     /// SQLite's own default (`wal_autocheckpoint`): the log is copied as often as it was.
     static let threshold = 1_000
@@ -36,16 +37,19 @@ final class Checkpointer: Sendable {
         /// The log's size when the latest pass copied all of it (no reader held pages back, no other
         /// checkpoint ran); nil when it could not.
         var copiedWholeAt: Int?
-        /// The log's size the last time a connection of this store committed (a smaller one: it started over).
-        var lastFrames = 0
+        /// The log's size after the last commit the writer and the indexer each reported (a smaller one
+        /// from the same connection: the log started over; each its own, so that two reports in either
+        /// order are never taken for a restart).
+        var lastFrames = (writer: 0, indexer: 0)
         /// The log's size from which the writer copies the last stretch itself.
         var writerCopiesAt: Int
-        /// Passes in a row that left the writer too long a stretch.
+        /// Passes in a row that left the writer too long a stretch (each pass counted once: `missedAt`).
         var misses = 0
+        var missedAt: Int?
         /// The writer copied the whole log: the next commit should find it started over.
         var restartExpected = false
         /// Copies in a row after which the log did not start over (another process writing, a reader on
-        /// it): each doubles the stretch before the next one.
+        /// it): each doubles the stretch before the next one, twice at most.
         var failedRestarts = 0
         /// Checkpoints failed in a row (a warning at the 1st, 10th, 100th, …: not one per batch).
         var failures = 0
@@ -70,7 +74,7 @@ final class Checkpointer: Sendable {
         thread = DatabaseThread(name: "delegation-store-checkpointer", database: database) { database, _ in
             state.withLock { $0.running = true }
             let outcome = Self.copy(database, state: state, logger: logger)
-            statistics.recordCheckpoint(byWriter: false)
+            if let outcome, !outcome.busy { statistics.recordCheckpoint(byWriter: false) }
             state.withLock {
                 $0.running = false
                 $0.copiedWholeAt = outcome.flatMap { !$0.busy && $0.checkpointedFrames >= $0.logFrames ? $0.logFrames : nil }
@@ -84,29 +88,35 @@ final class Checkpointer: Sendable {
         guard let frames = database.takeFramesInLog() else { return }  // nothing committed
         enum Step { case nothing, ask, copy }
         let step = state.withLock { state -> Step in
-            if frames < state.lastFrames {  // the log started over
+            let last = copyHere ? state.lastFrames.writer : state.lastFrames.indexer
+            if copyHere { state.lastFrames.writer = frames } else { state.lastFrames.indexer = frames }
+            if frames < last {  // the log started over
                 state.writerCopiesAt = restartEvery
                 state.copiedWholeAt = nil
                 state.misses = 0
+                state.missedAt = nil
                 state.failedRestarts = 0
                 state.restartExpected = false
-            } else if state.restartExpected {
+            } else if copyHere && state.restartExpected {
                 // It did not: beside another process that writes all the time it cannot, and copying here
-                // again soon would only cost this writer. Twice as far each time, up to 16 stretches.
+                // again soon would only cost this writer. Twice as far each time, up to four stretches.
                 state.restartExpected = false
-                state.failedRestarts = min(state.failedRestarts + 1, 4)
+                state.failedRestarts = min(state.failedRestarts + 1, 2)
                 state.writerCopiesAt = frames + restartEvery << state.failedRestarts
             }
-            state.lastFrames = frames
             guard frames >= Self.threshold else { return .nothing }
-            guard frames >= state.writerCopiesAt else { return .ask }
+            guard frames >= state.writerCopiesAt, copyHere else { return state.running ? .nothing : .ask }
             // A pass that runs is let finish (not asked again). After a pass that could not copy everything
             // (readers held a backlog back) another is asked for: only a short stretch is ever copied here.
-            guard copyHere, !state.running else { return .nothing }
+            guard !state.running else { return .nothing }
             guard let copied = state.copiedWholeAt, frames >= copied else { return .ask }
             let stretch = frames - copied
-            guard stretch <= Self.writerCopiesAtMost || (state.misses >= Self.patience && stretch <= 4 * Self.writerCopiesAtMost) else {
-                state.misses += 1
+            let patient = state.misses >= Self.patience && stretch <= 4 * Self.writerCopiesAtMost
+            guard stretch <= Self.writerCopiesAtMost || patient else {
+                if state.missedAt != copied {
+                    state.missedAt = copied
+                    state.misses += 1
+                }
                 return .ask
             }
             state.misses = 0
@@ -117,14 +127,22 @@ final class Checkpointer: Sendable {
         case .ask: _ = thread.submit(Due())
         case .copy:
             let outcome = Self.copy(database, state: state, logger: logger)
-            statistics.recordCheckpoint(byWriter: true)
-            if let outcome, !outcome.busy, outcome.checkpointedFrames >= outcome.logFrames {
-                // The next write starts the log over (seen as a smaller size), unless a reader is on it then.
-                state.withLock {
-                    $0.writerCopiesAt = frames + restartEvery
-                    $0.restartExpected = true
+            if let outcome, !outcome.busy { statistics.recordCheckpoint(byWriter: true) }
+            let askAgain = state.withLock { state -> Bool in
+                guard let outcome, !outcome.busy, outcome.checkpointedFrames >= outcome.logFrames else {
+                    state.copiedWholeAt = nil  // a reader held some back: a pass, not this writer, copies the rest
+                    return true
                 }
+                // The next write starts the log over (seen as a smaller size), unless someone is on it then.
+                // A commit of this store's indexer that landed during the copy is not another process: no
+                // back-off for it; the writer copies again once the stretch is short.
+                if max(state.lastFrames.writer, state.lastFrames.indexer) <= outcome.logFrames {
+                    state.writerCopiesAt = frames + restartEvery
+                    state.restartExpected = true
+                }
+                return false
             }
+            if askAgain { _ = thread.submit(Due()) }
         }
     }
 

@@ -31,7 +31,8 @@ public final class WriterStatistics: Sendable {
         }
     }
 
-    /// A checkpoint of the store's `Checkpointer`: a pass on its thread, or a last stretch the writer copied.
+    /// A checkpoint of the store's `Checkpointer` that ran (not busy, no error): a pass on its thread, or a
+    /// last stretch the writer copied.
     func recordCheckpoint(byWriter: Bool) {
         counters.withLock {
             if byWriter { $0.writerCopies += 1 } else { $0.checkpointPasses += 1 }

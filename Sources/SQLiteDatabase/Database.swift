@@ -65,7 +65,8 @@ public final class Database {
     /// database inside the COMMIT that finds it past 1,000 pages, and the committing caller waits for the
     /// copy (at 1M rows beside `evict`: 100–130 ms, when the copy is a backlog that readers had held back).
     /// The connection then only notes the log's size (`takeFramesInLog`): another connection must
-    /// checkpoint (`passiveCheckpoint()`), or the log grows without end.
+    /// checkpoint (`passiveCheckpoint()`), or the log grows without end. Attached databases' logs are still
+    /// copied as SQLite's default does.
     public func leaveCheckpointsToAnotherConnection() {
         csqlite_note_wal_frames_in(handle, framesInLog)
     }
