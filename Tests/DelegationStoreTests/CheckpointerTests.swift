@@ -80,6 +80,29 @@ import Testing
         await store.close()
     }
 
+    /// Eviction's plan counts in short statements (a long one held the log back for seconds): whatever the
+    /// chunk, the same counts as one statement over everything, boundaries included.
+    @Test func evictionsPlanCountsTheSameInChunks() async throws {
+        let directory = TemporaryDirectory()
+        let store = try makeStore(directory)
+        for index in 0..<23 { _ = try await store.delegate(workspaceID: "ws", task: "t\(index)") }
+        for _ in 0..<23 {
+            let claimed = try #require(try await store.claim(worker: "w", limit: 1, lease: .seconds(60)).first)
+            try await store.complete(id: claimed.id, worker: "w", result: "done")
+        }
+        // Every completion waits for its mirror call; deliver some, so that both counts matter.
+        try await store.write("delivering") { try $0.execute("UPDATE platform_outbox SET delivered_at = '2026-01-01T00:00:00.000Z' WHERE delegation_id IN (SELECT id FROM delegations WHERE seq % 2 = 0)") }
+        let plans = try await store.read { database -> [EvictionPlan] in
+            let cutoff = try #require(try Eviction.cutoff(database, keep: 2, olderThan: nil))
+            return try [1, 2, 5, 7, 20, 21, 1_000_000].map { try Eviction.plan(database, before: cutoff, chunk: $0) }
+        }
+        let whole = try #require(plans.last)
+        #expect(whole.evictable + whole.heldBack == 21, "all finished rows but the newest two")
+        #expect(whole.evictable > 0 && whole.heldBack > 0, "\(whole)")
+        #expect(plans.allSatisfy { $0 == whole }, "\(plans)")
+        await store.close()
+    }
+
     static func size(_ path: String) -> Int {
         (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     }
