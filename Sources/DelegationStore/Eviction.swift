@@ -65,17 +65,20 @@ package enum Eviction {
     /// of one instant, which a plan does not need.
     package static func plan(_ database: Database, before cutoff: Cutoff, chunk: Int = 10_000) throws -> EvictionPlan {
         var evictable = 0, total = 0
-        var after: Cutoff?  // the last row counted
+        var after: Cutoff?  // the last row counted; nil: none yet (no lower bound)
         while true {
-            let start = after ?? Cutoff(finishedAt: "", id: "")
+            // One lower and one upper bound each, chosen from fixed texts, so that SQLite bounds the walk
+            // of the index by them (two upper bounds could leave it walking to the cutoff, filtering).
+            let lower = after == nil ? "" : "AND (finished_at, id) > (?3, ?4)"
             let end = try database.queryFirst(
                 """
                 SELECT finished_at, id FROM delegations INDEXED BY delegations_finished
-                WHERE \(finished) AND (finished_at, id) > (?1, ?2) AND (finished_at, id) < (?3, ?4)
+                WHERE \(finished) AND (finished_at, id) < (?1, ?2) \(lower)
                 ORDER BY finished_at, id LIMIT 1 OFFSET ?5
-                """, start.finishedAt, start.id, cutoff.finishedAt, cutoff.id, max(chunk, 1) - 1
+                """, cutoff.finishedAt, cutoff.id, after?.finishedAt ?? "", after?.id ?? "", max(chunk, 1) - 1
             ).map { Cutoff(finishedAt: $0[0].string ?? "", id: $0[1].string ?? "") }
-            let upper = end ?? cutoff
+            let upper = end == nil ? "(finished_at, id) < (?1, ?2)" : "(finished_at, id) <= (?1, ?2)"
+            let bound = end ?? cutoff
             let row = try database.queryFirst(
                 """
                 SELECT count(*) FILTER (WHERE NOT EXISTS (
@@ -84,9 +87,8 @@ package enum Eviction {
                          AND NOT EXISTS (SELECT 1 FROM peer_cancels c WHERE c.delegation_id = d.id AND c.done_at IS NULL)),
                        count(*)
                 FROM delegations d INDEXED BY delegations_finished
-                WHERE \(finished) AND (finished_at, id) > (?1, ?2) AND (finished_at, id) < (?3, ?4)
-                  AND (finished_at, id) <= (?5, ?6)
-                """, start.finishedAt, start.id, cutoff.finishedAt, cutoff.id, upper.finishedAt, upper.id)
+                WHERE \(finished) AND \(upper) \(lower)
+                """, arguments: [bound.finishedAt, bound.id] + (after.map { [$0.finishedAt, $0.id] } ?? []))
             evictable += row?[0].int ?? 0
             total += row?[1].int ?? 0
             guard let end else { break }
