@@ -77,7 +77,7 @@ final class Checkpointer: Sendable {
             if let outcome, !outcome.busy { statistics.recordCheckpoint(byWriter: false) }
             state.withLock {
                 $0.running = false
-                $0.copiedWholeAt = outcome.flatMap { !$0.busy && $0.checkpointedFrames >= $0.logFrames ? $0.logFrames : nil }
+                $0.copiedWholeAt = outcome.flatMap { $0.copiedAll ? $0.logFrames : nil }
             }
         }
     }
@@ -129,7 +129,7 @@ final class Checkpointer: Sendable {
             let outcome = Self.copy(database, state: state, logger: logger)
             if let outcome, !outcome.busy { statistics.recordCheckpoint(byWriter: true) }
             let askAgain = state.withLock { state -> Bool in
-                guard let outcome, !outcome.busy, outcome.checkpointedFrames >= outcome.logFrames else {
+                guard let outcome, outcome.copiedAll else {
                     state.copiedWholeAt = nil  // a reader held some back: a pass, not this writer, copies the rest
                     return true
                 }
@@ -150,9 +150,9 @@ final class Checkpointer: Sendable {
 
     private static func copy(
         _ database: Database, state: Shared, logger: Logger
-    ) -> (busy: Bool, logFrames: Int, checkpointedFrames: Int)? {
+    ) -> Database.CheckpointOutcome? {
         do {
-            let outcome = try database.passiveCheckpoint()
+            let outcome = try database.checkpoint(.passive)
             state.withLock { $0.failures = 0 }
             return outcome
         } catch {

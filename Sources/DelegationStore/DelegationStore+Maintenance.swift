@@ -86,8 +86,8 @@ extension DelegationStore {
     public var sizes: DatabaseSizes { DatabaseSizes(path: configuration.path) }
 
     private static func checkpoint(_ database: Database) throws -> Checkpoint {
-        let row = try database.queryFirst("PRAGMA wal_checkpoint(TRUNCATE)")
-        return Checkpoint(busy: (row?[0].int ?? 0) != 0, walFrames: row?[1].int ?? 0, checkpointedFrames: row?[2].int ?? 0)
+        let outcome = try database.checkpoint(.truncate)
+        return Checkpoint(busy: outcome.busy, walFrames: outcome.logFrames, checkpointedFrames: outcome.checkpointedFrames)
     }
 
     /// VACUUM and checkpoints cannot run inside the writer's transactions: a connection of their own,

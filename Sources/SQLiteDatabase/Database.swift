@@ -65,7 +65,7 @@ public final class Database {
     /// database inside the COMMIT that finds it past 1,000 pages, and the committing caller waits for the
     /// copy (at 1M rows beside `evict`: 100–130 ms, when the copy is a backlog that readers had held back).
     /// The connection then only notes the log's size (`takeFramesInLog`): another connection must
-    /// checkpoint (`passiveCheckpoint()`), or the log grows without end. Attached databases' logs are still
+    /// checkpoint (`checkpoint(.passive)`), or the log grows without end. Attached databases' logs are still
     /// copied as SQLite's default does.
     public func leaveCheckpointsToAnotherConnection() {
         csqlite_note_wal_frames_in(handle, framesInLog)
@@ -79,12 +79,28 @@ public final class Database {
         return frames < 0 ? nil : Int(frames)
     }
 
-    /// `PRAGMA wal_checkpoint(PASSIVE)`: copies what it can of the log into the database without waiting for
-    /// any lock (readers still using older pages keep those frames for a later one). Returns whether another
-    /// checkpoint was running (nothing done), the log's frames, and the frames copied so far.
-    public func passiveCheckpoint() throws(SQLiteError) -> (busy: Bool, logFrames: Int, checkpointedFrames: Int) {
-        let row = try queryFirst("PRAGMA wal_checkpoint(PASSIVE)")
-        return ((row?[0].int ?? 0) != 0, row?[1].int ?? 0, row?[2].int ?? 0)
+    public enum CheckpointMode: String, Sendable {
+        /// Copies what it can without waiting for any lock (readers still using older pages keep those frames
+        /// for a later one).
+        case passive = "PRAGMA wal_checkpoint(PASSIVE)"
+        /// Waits for writers and readers (up to the busy timeout), copies everything and empties the log file.
+        case truncate = "PRAGMA wal_checkpoint(TRUNCATE)"
+    }
+
+    /// What a checkpoint reported.
+    public struct CheckpointOutcome: Sendable, Equatable {
+        /// Another connection kept it from running or finishing.
+        public var busy: Bool
+        public var logFrames: Int
+        public var checkpointedFrames: Int
+        /// Everything the log held was copied.
+        public var copiedAll: Bool { !busy && checkpointedFrames >= logFrames }
+    }
+
+    /// `PRAGMA wal_checkpoint(…)`: copies the write-ahead log into the database.
+    public func checkpoint(_ mode: CheckpointMode) throws(SQLiteError) -> CheckpointOutcome {
+        let row = try queryFirst(mode.rawValue)
+        return CheckpointOutcome(busy: (row?[0].int ?? 0) != 0, logFrames: row?[1].int ?? 0, checkpointedFrames: row?[2].int ?? 0)
     }
 
     /// Runs `body` waiting at most `limit` for another connection's lock, instead of the busy timeout: for
