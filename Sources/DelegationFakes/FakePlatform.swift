@@ -35,6 +35,10 @@ public final class FakePlatform: Sendable {
     struct State {
         var discovery: [String: Discovery] = [:]
         var calls: [Call] = []
+        /// The activity rows, oldest first: a new row is appended (O(1)), and the list answers the last
+        /// `listWindow` of them newest first. (Inserting at the front copied every row on every record —
+        /// and a whole copy of the array whenever a request's snapshot shared it —, which made the fake
+        /// platform quadratic and the benchmark's row 3 measure it.)
         var listRows: [JSONValue] = []
         var listOverride: LoopbackResponse?
         /// Endpoints that answer this status instead of working.
@@ -102,7 +106,7 @@ public final class FakePlatform: Sendable {
                 "created_at": .string(Timestamp.string(from: Date())),
             ]
         }
-        state.withLock { $0.listRows.insert(contentsOf: rows, at: 0) }
+        state.withLock { $0.listRows.append(contentsOf: rows) }
     }
 
     /// Makes `endpoints` hold every request without answering (nil or empty: answer again).
@@ -123,7 +127,7 @@ public final class FakePlatform: Sendable {
             pairs.append(("response_preview", .string(cut)))
         }
         if let error { pairs.append(("error", .string(error))) }
-        state.withLock { $0.listRows.insert(.object(pairs), at: 0) }
+        state.withLock { $0.listRows.append(.object(pairs)) }
     }
 
     /// Answers the list endpoint with exactly this (malformed answers for tests).
@@ -150,10 +154,12 @@ public final class FakePlatform: Sendable {
         var call = Call(
             method: request.method, path: request.path, authorization: request.header("Authorization"),
             workspaceHeader: request.header("X-Workspace-ID"), body: body)
-        // A snapshot without the call log: holding the log while others append would copy it every time.
+        // A snapshot without the call log and the activity rows: holding them while others append would
+        // copy them every time. The list's window is read under the lock when it is asked for.
         let snapshot = state.withLock { state -> State in
             var copy = state
             copy.calls = []
+            copy.listRows = []
             return copy
         }
         let response = answer(request, body: body, snapshot: snapshot)
@@ -216,7 +222,7 @@ public final class FakePlatform: Sendable {
                 "target_id": .string(target), "summary": "delegated task", "status": "dispatched",
                 "created_at": .string(Timestamp.string(from: Date())), "delegation_id": .string(delegation),
             ]
-            state.withLock { $0.listRows.insert(row, at: 0) }
+            state.withLock { $0.listRows.append(row) }
             return json(202, ["delegation_id": .string(delegation), "status": "recorded"])
 
         case ("POST", let parts) where parts.count == 3 && parts[0] == "delegations" && parts[2] == "update":
@@ -231,7 +237,8 @@ public final class FakePlatform: Sendable {
 
         case ("GET", ["delegations"]):
             if let override = snapshot.listOverride { return override }
-            return json(200, .array(Array(snapshot.listRows.prefix(listWindow))))
+            let window = state.withLock { Array($0.listRows.suffix(listWindow).reversed()) }
+            return json(200, .array(window))
 
         case ("POST", ["notify"]):
             guard let message = body?["message"]?.stringValue, !message.isEmpty else {
