@@ -89,6 +89,9 @@ enum AdminBench {
         /// The slowest iterations: when (s since the loop began), claim and complete apart, for the reason.
         let slowest = Locked<[(at: Double, claim: Double, complete: Double)]>([])
         let loopStart = ContinuousClock.now
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let loopStartMonotonic = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
         let workerLoop = Task {
             while !stop.withLock({ $0 }) {
                 let begun = ContinuousClock.now
@@ -138,8 +141,8 @@ enum AdminBench {
         print(String(format: "   claim+complete over 50 ms: %d during evict, %d alone; over 100 ms: %d during evict",
                      during.filter { $0 > 0.05 }.count, alone.filter { $0 > 0.05 }.count, during.filter { $0 > 0.1 }.count))
         for slow in slowest.withLock({ $0 }).sorted(by: { $0.claim + $0.complete > $1.claim + $1.complete }).prefix(5) {
-            print(String(format: "   slow iteration at %.2f s into the loop (evict began at 3 s): claim %.1f ms, complete %.1f ms",
-                         slow.at, slow.claim * 1000, slow.complete * 1000))
+            print(String(format: "   slow iteration at %.2f s into the loop (evict began at 3 s; CLOCK_MONOTONIC %.3f s, for `perf trace -T`): claim %.1f ms, complete %.1f ms",
+                         slow.at, loopStartMonotonic + slow.at, slow.claim * 1000, slow.complete * 1000))
         }
         results.add(Result(
             row: "5. evict --keep 100 beside a worker", figure: String(format: "%d rows in %.1f s%@", evicted, evictSeconds, finished ? "" : " (stopped after 60 s)"),
