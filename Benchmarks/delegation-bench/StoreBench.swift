@@ -136,6 +136,25 @@ enum StoreBench {
         return Phases(enqueue: enqueue, claim: claim, complete: complete)
     }
 
+    /// Issue 13's per-operation floor as the minimal queue runs it: `jobs` rows waiting (seeded in one
+    /// transaction, not timed), then one claim and its completion, one commit each, one job at a time —
+    /// so one row is leased at a time, as in the minimal queue, rather than all of them. Jobs per second.
+    static func claimThenComplete(path: String, jobs: Int, durability: StoreConfiguration.Durability) async throws -> Double {
+        try seed(path, count: jobs, workspace: "ws-bench", source: "ws-self")
+        let store = try DelegationStore(
+            StoreConfiguration(path: path, durability: durability, sourceWorkspaceID: "ws-self"), logger: quietLogger("bench"))
+        let start = ContinuousClock.now
+        var done = 0
+        while let claimed = try await store.claim(worker: "bench-worker", limit: 1, lease: .seconds(30)).first {
+            try await store.complete(id: claimed.id, worker: "bench-worker", result: "done")
+            done += 1
+        }
+        let elapsed = seconds(since: start)
+        await store.close()
+        guard done == jobs else { throw BenchError("store claimed and completed \(done) of \(jobs)") }
+        return Double(jobs) / elapsed
+    }
+
     /// Row 1. Returns the store's per-operation rate at FULL, row 2's baseline.
     static func perOperation(_ options: BenchOptions, _ results: Results) async throws -> Double {
         print("\n1. store per-operation: \(options.jobs) jobs × enqueue, claim, complete, one transaction each, WAL")
@@ -160,10 +179,12 @@ enum StoreBench {
             let minimal = try MinimalQueue.claimAndComplete(
                 path: options.directory + "/minimal-\(durability.rawValue).db", jobs: options.jobs, perCommit: 0,
                 synchronous: durability.rawValue)
-            let jobsPerSecond = Double(options.jobs) / (ours.claim + ours.complete)
+            let jobsPerSecond = try await claimThenComplete(
+                path: try await freshDatabase(options, "alternating-\(durability.rawValue)"), jobs: options.jobs, durability: durability)
             results.add(Result(
                 row: "1. claim + complete, one commit each, synchronous=\(durability.rawValue)",
-                figure: String(format: "%.0f jobs/s (store)", jobsPerSecond),
+                figure: String(format: "%.0f jobs/s (store, one job at a time; %.0f jobs/s from the claim and complete phases above)",
+                               jobsPerSecond, Double(options.jobs) / (ours.claim + ours.complete)),
                 baseline: String(format: "%.0f jobs/s (minimal queue)", minimal), ratio: jobsPerSecond / minimal,
                 target: "≥ 0.5×", met: jobsPerSecond / minimal >= 0.5))
         }
