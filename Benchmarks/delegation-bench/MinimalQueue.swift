@@ -27,6 +27,7 @@ enum MinimalQueue {
             """
             BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(jobs))
             INSERT INTO jobs (payload) SELECT 'benchmark task ' || i FROM n; COMMIT;
+            PRAGMA wal_checkpoint(TRUNCATE);
             """)
         func prepare(_ sql: String) throws -> OpaquePointer { try CAPI.prepare(db, sql) }
         let begin = try prepare("BEGIN IMMEDIATE"), commit = try prepare("COMMIT")
