@@ -10,9 +10,10 @@ public final class TextOutputStreamTarget: Sendable {
         self.sink = sink
     }
 
-    /// One `write(2)` per line, so lines from several threads never interleave.
+    /// One `write(2)` per line (more only when the kernel takes part of it), so lines from several threads
+    /// never interleave. A line that cannot be written is dropped: there is nowhere left to say so.
     public static let standardError = TextOutputStreamTarget { line in
-        FileHandle.standardError.write(Data(line.utf8))
+        FileDescriptorOutput.write(line, to: STDERR_FILENO)
     }
 
     func write(_ line: String) { sink(line) }

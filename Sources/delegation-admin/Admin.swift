@@ -43,7 +43,7 @@ enum Admin {
         if json {
             Output.printJSON(["error": .string(message)])
         } else {
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            FileDescriptorOutput.write("error: \(message)\n", to: STDERR_FILENO)
         }
         exit(1)
     }

@@ -1,3 +1,4 @@
+import DelegationLogging
 import Foundation
 import Synchronization
 
@@ -33,6 +34,8 @@ final class BufferedOutput: Sendable {
             return state.buffer
         }
         guard !bytes.isEmpty else { return }
-        FileHandle.standardOutput.write(Data(bytes))
+        if let failure = FileDescriptorOutput.write(bytes, to: STDOUT_FILENO) {
+            Output.failedToWrite(failure)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DelegationLogging
 import DelegationStore
 import DelegationTool
 import Foundation
@@ -94,11 +95,11 @@ struct EvictCommand: AsyncParsableCommand {
             }
             let progress: @Sendable (Int) -> Void = { total in
                 batches.increment()
-                if showProgress { FileHandle.standardError.write(Data("\revicted \(total) of \(evictable)".utf8)) }
+                if showProgress { FileDescriptorOutput.write("\revicted \(total) of \(evictable)", to: STDERR_FILENO) }
             }
             let evicted = try await store.evict(
                 keep: keep, olderThan: olderThan, batchSize: batchSize, archive: archive, progress: progress)
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            if showProgress { FileDescriptorOutput.write("\n", to: STDERR_FILENO) }
             json.append(("evicted", .int(evicted)))
             json.append(("batches", .int(batches.value)))
             json.append(("archive", archivePath.map(JSONValue.string) ?? .null))

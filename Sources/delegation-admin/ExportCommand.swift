@@ -1,4 +1,5 @@
 import ArgumentParser
+import DelegationLogging
 import DelegationStore
 import DelegationTool
 import Foundation
@@ -75,7 +76,7 @@ struct ExportCommand: AsyncParsableCommand {
             if asDocument { output.append("],\"count\":\(count)}\n") }
             output.flush()
             if !asDocument, isatty(STDERR_FILENO) == 1 {
-                FileHandle.standardError.write(Data("exported \(count) delegation(s)\n".utf8))
+                FileDescriptorOutput.write("exported \(count) delegation(s)\n", to: STDERR_FILENO)
             }
             // The document, or the stream, is already on stdout.
             return Report(json: nil, text: "")

@@ -1,3 +1,4 @@
+import DelegationLogging
 import DelegationStore
 import DelegationTool
 import Foundation
@@ -5,7 +6,14 @@ import Foundation
 /// Writing to the terminal: JSON documents, aligned tables, and times as people read them.
 enum Output {
     static func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        if let failure = FileDescriptorOutput.write(text, to: STDOUT_FILENO) { failedToWrite(failure) }
+    }
+
+    /// Standard output could not be written (a full disk under `> file`, a closed pipe): said on stderr, and
+    /// the command ends with 1 — not `Admin.fail`, whose JSON form would write to standard output again.
+    static func failedToWrite(_ code: Int32) -> Never {
+        FileDescriptorOutput.write("error: could not write to standard output: \(FileDescriptorOutput.describe(code))\n", to: STDERR_FILENO)
+        exit(1)
     }
 
     static func printJSON(_ value: JSONValue) {

@@ -90,6 +90,10 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
     var metricsHost: String = "127.0.0.1"
 
     func run() async throws {
+        // A log shipper that goes away from the other end of stderr must not kill the worker: its writes
+        // then fail with EPIPE, and the lines are dropped (NIO ignores SIGPIPE too, but only once it has
+        // opened a socket).
+        signal(SIGPIPE, SIG_IGN)
         let environment = ProcessInfo.processInfo.environment
         let levelName = logLevel ?? environment["LOG_LEVEL"] ?? "info"
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
@@ -116,14 +120,14 @@ struct DelegationWorkerCommand: AsyncParsableCommand {
         let logger = Logger(label: "delegation.worker")
         let problems = configuration.problems()
         guard problems.isEmpty else {
-            FileHandle.standardError.write(Data("delegation-worker: \(WorkerConfigurationError(problems: problems))\n".utf8))
+            FileDescriptorOutput.write("delegation-worker: \(WorkerConfigurationError(problems: problems))\n", to: STDERR_FILENO)
             throw ExitCode(2)
         }
         let store: DelegationStore
         do {
             store = try DelegationStore(try storeConfiguration(configuration), logger: logger)
         } catch {
-            FileHandle.standardError.write(Data("delegation-worker: \(error)\n".utf8))
+            FileDescriptorOutput.write("delegation-worker: \(error)\n", to: STDERR_FILENO)
             throw ExitCode(1)
         }
         // One owner for every lifecycle: the group starts them and, on SIGTERM or when one throws, stops them

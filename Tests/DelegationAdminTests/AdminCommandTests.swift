@@ -58,6 +58,28 @@ import Testing
         #expect(human.stdout.contains("status:    pending"))
     }
 
+    /// Output that cannot be written (a full disk under `> file`) ends the command with 1 and says so on
+    /// stderr. Foundation's `FileHandle.write(_: Data)` is `try!` on Linux: it trapped.
+    @Test func anOutputThatCannotBeWrittenIsAnErrorNotACrash() async throws {
+        var fixture = try await Fixture()
+        try await fixture.make("done", .completed)
+        let full = open("/dev/full", O_WRONLY | O_CLOEXEC)
+        try #require(full >= 0, "/dev/full answers every write with ENOSPC")
+        defer { close(full) }
+        for arguments in [["list"], ["list", "--json"], ["show", fixture.ids["done"] ?? ""], ["export"]] {
+            var ends: [Int32] = [0, 0]
+            try #require(pipe(&ends) == 0)
+            let admin = try SpawnedProcess(Admin.binary, arguments + ["--db", fixture.path], stdout: full, stderr: ends[1])
+            close(ends[1])
+            let ended = await admin.waitForExit(timeout: .seconds(60))
+            if !ended { admin.signal(SIGKILL); admin.waitUntilExit() }
+            let stderr = String(decoding: FileHandle(fileDescriptor: ends[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+            #expect(ended && !admin.wasSignalled && admin.terminationStatus == 1, "\(arguments): \(stderr)")
+            #expect(stderr.contains("could not write to standard output: No space left on device"), "\(arguments): \(stderr)")
+        }
+        await fixture.store.close()
+    }
+
     @Test func listFiltersBindEveryValue() async throws {
         var fixture = try await Fixture()
         try await fixture.make("done", .completed)

@@ -101,6 +101,36 @@ import Testing
         await scenario.close()
     }
 
+    /// A log line that cannot be written is dropped, not a crash. Foundation's `FileHandle.write(_: Data)`
+    /// is `try!` on Linux, so the JSON log handler trapped on a full disk under stderr; and before NIO opened
+    /// a socket, a log shipper gone from the other end of a pipe killed the worker with SIGPIPE.
+    @Test func aStderrThatCannotBeWrittenDoesNotStopTheWorker() async throws {
+        let scenario = try await Scenario()
+        let peer = try await scenario.peer("ws-peer") { _ in .completed("done") }
+        let full = open("/dev/full", O_WRONLY | O_CLOEXEC)
+        try #require(full >= 0, "/dev/full answers every write with ENOSPC")
+        defer { close(full) }
+        var ends: [Int32] = [0, 0]
+        try #require(pipe(&ends) == 0)
+        close(ends[0])  // nobody reads: writes get EPIPE, or SIGPIPE where it is not ignored
+        defer { close(ends[1]) }
+        for (label, descriptor) in [("a full disk", full), ("a pipe with no reader", ends[1])] {
+            let id = try await scenario.delegate("ws-peer")
+            let worker = try SpawnedProcess(binary, [
+                "--db", scenario.databasePath, "--platform-url", scenario.platform.baseURL,
+                "--workspace-id", Scenario.selfID, "--token", Scenario.token, "--worker-id", "w",
+                "--log-format", "json", "--log-level", "info", "--exit-when-idle",
+            ], stderr: descriptor)
+            let ended = await worker.waitForExit(timeout: .seconds(60))
+            if !ended { worker.signal(SIGKILL); worker.waitUntilExit() }
+            #expect(ended && !worker.wasSignalled && worker.terminationStatus == 0,
+                    "stderr on \(label): the worker ended \(worker.wasSignalled ? "by a signal" : "with \(worker.terminationStatus)")")
+            #expect(try await scenario.row(id).status == .completed, "stderr on \(label): the delegation was still done")
+        }
+        #expect(peer.sends.count == 2)
+        await scenario.close()
+    }
+
     @Test func aQueuedDelegationIsResolvedAfterARestart() async throws {
         let scenario = try await Scenario()
         try await scenario.peer("ws-busy") { _ in .queued }
