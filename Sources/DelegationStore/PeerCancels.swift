@@ -7,7 +7,8 @@ package enum PeerCancels {
         try database.query(
             """
             UPDATE peer_cancels
-            SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2), attempts = attempts + 1,
+            SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
+                attempts = attempts + (attempts < 9223372036854775807),  -- saturates, as the claim's (Transitions)
                 next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
             WHERE delegation_id IN (
                 SELECT delegation_id FROM peer_cancels

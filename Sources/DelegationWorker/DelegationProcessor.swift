@@ -82,6 +82,14 @@ struct DelegationProcessor: Sendable {
                 delegation.error ?? "gave up after \(maxAttempts) attempts (the last ones were interrupted)"), steps: [], logger: logger)
             return
         }
+        // Deterministic: every attempt would carry the same text, so it fails now, with the reason.
+        let taskBytes = delegation.task.utf8.count
+        if taskBytes > A2AProtocol.maximumTaskBytes {
+            try await finish(delegation, .failed(
+                "the task is \(taskBytes) bytes, more than the \(A2AProtocol.maximumTaskBytes) a request to a peer carries; it was not sent"),
+                steps: [], logger: logger)
+            return
+        }
 
         var steps: [DelegationStep] = []
         let url: String
@@ -292,7 +300,8 @@ struct DelegationProcessor: Sendable {
     private func park(
         _ delegation: Delegation, after poll: PollOutcome, peerURL: String? = nil, steps: [DelegationStep]
     ) async throws {
-        let failures = if case .unreachable = poll { delegation.pollFailures + 1 } else { 0 }
+        // Saturating: the count is read from the database, where raw SQL may have put any value.
+        let failures = if case .unreachable = poll { min(delegation.pollFailures, 1 << 20) + 1 } else { 0 }
         try await write(delegation) {
             try await store.park(
                 id: delegation.id, worker: worker, after: poll, peerURL: peerURL,

@@ -1,6 +1,7 @@
 @testable import DelegationStore
 import DelegationTool
 import SQLiteDatabase
+import CSQLite
 import Foundation
 import TestSupport
 import Testing
@@ -53,6 +54,58 @@ import Testing
             #expect(error.description.contains("read-only"))
         }
         await store.close()
+    }
+
+    /// Raw SQL may leave a counter at SQLite's largest integer (the CHECKs only ask for ≥ 0). `+ 1` would make
+    /// it a REAL the STRICT column refuses, and every claim that took the row would fail, for every worker:
+    /// the counters saturate instead.
+    @Test func countersAtSQLitesLargestIntegerSaturateInsteadOfFailingEveryClaim() async throws {
+        let directory = TemporaryDirectory()
+        let store = try DelegationStore(StoreConfiguration(path: directory.file("q.db"), sourceWorkspaceID: "ws-self"), logger: quietLogger)
+        let id = try await store.enqueue(workspaceID: "ws", task: "t").id
+        try await store.write("raw SQL") { try $0.execute("UPDATE delegations SET attempts = 9223372036854775807") }
+        let claimed = try await store.claim(worker: "w1", limit: 10, lease: .seconds(30))
+        #expect(claimed.map(\.id) == [id])
+        #expect(claimed.first?.attempts == Int.max)
+
+        // A take-over of an expired lease counts one more take-over.
+        try await store.write("raw SQL") {
+            try $0.execute("UPDATE delegations SET takeovers = 9223372036854775807, lease_expires_at = '2000-01-01T00:00:00.000Z'")
+        }
+        let taken = try await store.claim(worker: "w2", limit: 10, lease: .seconds(30))
+        #expect(taken.map(\.id) == [id])
+        #expect(taken.first?.takeovers == Int.max)
+
+        // The mirror's outbox counts its delivery attempts the same way.
+        try await store.write("raw SQL") { try $0.execute("UPDATE platform_outbox SET attempts = 9223372036854775807") }
+        let calls = try await store.claimOutbox(worker: "w2", limit: 10, lease: .seconds(30))
+        #expect(!calls.isEmpty && calls.allSatisfy { $0.attempts == Int.max })
+        await store.close()
+    }
+
+    /// A write that failed for a moment must be tried again (the worker's `persistently`), not taken as an
+    /// answer: a peer's outcome would be dropped and the task sent again after the lease. A database that
+    /// is read-only for good stays an answer.
+    @Test func momentaryFailuresAreTransientAndReadOnlyForGoodIsNot() {
+        func classified(_ extendedCode: Int32) -> DelegationStoreError {
+            DelegationStoreError.database(SQLiteError(extendedResultCode: extendedCode, message: "test"), operation: "testing")
+        }
+        // SQLITE_READONLY_RECOVERY, _CANTLOCK, _CANTINIT (the C macros are not imported): another connection recovering the log, the
+        // log's shared memory not lockable or not set up yet.
+        for code: Int32 in [SQLITE_READONLY | (1 << 8), SQLITE_READONLY | (2 << 8), SQLITE_READONLY | (5 << 8)] {
+            #expect(classified(code).isTransient, "extended code \(code)")
+        }
+        // SQLITE_CANTOPEN (a -wal or -shm file, or no descriptor left) and SQLITE_CANTOPEN_NOTEMPDIR.
+        for code: Int32 in [SQLITE_CANTOPEN, SQLITE_CANTOPEN | (1 << 8)] {
+            #expect(classified(code).isTransient, "extended code \(code)")
+        }
+        // Read-only for good: a plain SQLITE_READONLY (query_only, file modes), _DBMOVED (a moved or deleted
+        // file), _ROLLBACK, _DIRECTORY.
+        for code: Int32 in [SQLITE_READONLY, SQLITE_READONLY | (4 << 8), SQLITE_READONLY | (3 << 8), SQLITE_READONLY | (6 << 8)] {
+            let error = classified(code)
+            #expect(error.code == .readOnly && !error.isTransient, "extended code \(code)")
+        }
+        #expect(!classified(SQLITE_CONSTRAINT).isTransient && !classified(SQLITE_ERROR).isTransient)
     }
 
     /// Busy timeouts, lock-wait limits and the writer's idle interval all go through this: no duration
