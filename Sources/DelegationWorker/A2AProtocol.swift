@@ -9,6 +9,11 @@ enum A2AProtocol {
         var body: [UInt8]
     }
 
+    /// The largest task sent, in UTF-8 bytes: as large as the largest answer read (16 MiB). Nothing limits a
+    /// task written to the database (a client, raw SQL: up to SQLite's 1 GB), and its request body — up to
+    /// six times the text once escaped — would not fit the HTTP client's 4 GiB buffer, or memory.
+    static let maximumTaskBytes = 16 << 20
+
     /// `message/send` (0.3) or `SendMessage` (1.0), asking the peer not to hold the request until the
     /// task is done (`blocking: false` / `returnImmediately: true`): a long task is then followed with
     /// tasks/get instead of holding a connection, and a slow one is not sent again on a timeout.

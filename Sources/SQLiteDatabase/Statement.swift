@@ -50,14 +50,17 @@ public final class Statement {
                 } else {
                     code = value.withUTF8 { bytes in
                         bytes.withMemoryRebound(to: CChar.self) { characters in
-                            sqlite3_bind_text(
-                                handle, index, characters.baseAddress, Int32(characters.count), csqlite_transient())
+                            // The 64-bit form: a length past Int32 (a task of 2 GiB from a client) is SQLite's
+                            // SQLITE_TOOBIG to throw, where `Int32(count)` would have trapped.
+                            sqlite3_bind_text64(
+                                handle, index, characters.baseAddress, sqlite3_uint64(characters.count), csqlite_transient(),
+                                UInt8(SQLITE_UTF8))
                         }
                     }
                 }
             case .blob(let bytes):
                 code = bytes.withUnsafeBytes {
-                    sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), csqlite_transient())
+                    sqlite3_bind_blob64(handle, index, $0.baseAddress, sqlite3_uint64($0.count), csqlite_transient())
                 }
             }
             guard code == SQLITE_OK else { throw database.lastError(code: code, sql: sql) }

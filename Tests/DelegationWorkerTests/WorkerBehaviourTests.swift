@@ -32,6 +32,23 @@ import Testing
         await scenario.close()
     }
 
+    /// A task past what a request carries (16 MiB; nothing limits what a client or raw SQL writes) fails at
+    /// once with the reason, and nothing is sent: its request body, escaped, could pass the HTTP client's
+    /// 4 GiB buffer, whose size conversion traps — every in-flight delegation with it, on every worker.
+    @Test func aTaskTooLargeToSendFailsAtOnceAndIsNotSent() async throws {
+        let scenario = try await Scenario()
+        let peer = try await scenario.peer("ws-big") { _ in .completed("ran") }
+        let tooLarge = try await scenario.delegate("ws-big", String(repeating: "x", count: (16 << 20) + 1))
+        let usual = try await scenario.delegate("ws-big", "an ordinary task")
+        try await scenario.runUntilIdle()
+        let failed = try await scenario.row(tooLarge)
+        #expect(failed.status == .failed)
+        #expect(failed.error?.contains("16777217 bytes") == true && failed.error?.contains("not sent") == true, "\(failed.error ?? "")")
+        #expect(try await scenario.row(usual).result == "ran", "the ordinary task beside it is sent and completes")
+        #expect(peer.sends.count == 1, "only the ordinary task reached the peer")
+        await scenario.close()
+    }
+
     @Test func zeroDotOneTextPartsAreRead() async throws {
         let scenario = try await Scenario()
         try await scenario.peer("ws-old") { _ in .legacyMessage("typed the old way") }
