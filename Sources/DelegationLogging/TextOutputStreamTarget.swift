@@ -11,7 +11,8 @@ public final class TextOutputStreamTarget: Sendable {
     }
 
     /// One `write(2)` per line (more only when the kernel takes part of it), so lines from several threads
-    /// never interleave. A line that cannot be written is dropped: there is nowhere left to say so.
+    /// do not interleave on a pipe up to PIPE_BUF (4 KiB) a line. A line that cannot be written is dropped:
+    /// there is nowhere left to say so.
     public static let standardError = TextOutputStreamTarget { line in
         FileDescriptorOutput.write(line, to: STDERR_FILENO)
     }

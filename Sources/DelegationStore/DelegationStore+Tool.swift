@@ -12,6 +12,11 @@ extension DelegationStore {
         guard !task.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw DelegationStoreError.invalidInput("task must not be empty")
         }
+        let taskBytes = task.utf8.count
+        guard taskBytes <= TextLimit.task else {
+            throw DelegationStoreError.invalidInput(
+                "task is \(taskBytes) bytes; at most \(TextLimit.task) (16 MiB) can be delegated")
+        }
         if let maxAttempts, maxAttempts < 1 {
             throw DelegationStoreError.invalidInput("max attempts must be at least 1, not \(maxAttempts)")
         }

@@ -74,8 +74,8 @@ public struct DelegationStoreError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
-    /// A failure that waiting can cure: the file stayed locked past the busy timeout (or its log was being
-    /// recovered), the disk is full, an I/O error (or a file of the database could not be opened). A write that failed so may be tried again unchanged; every other failure (a lost
+    /// A failure that waiting can cure: the file stayed locked past the busy timeout, the disk is full, an
+    /// I/O error (or a file of the database could not be opened: no descriptor left). A write that failed so may be tried again unchanged; every other failure (a lost
     /// lease, a refused transition, a closed store) is an answer.
     public var isTransient: Bool { code == .busy || code == .diskFull || code == .ioError }
 
@@ -146,24 +146,16 @@ public struct DelegationStoreError: Error, Sendable, CustomStringConvertible {
             switch error.code {
             case .busy, .locked: (.busy, "the database stayed locked by another connection past the busy timeout")
             case .full: (.diskFull, "the disk (or the database's page limit) is full, nothing was written")
-            // Read-only for a moment, not for good: another connection is recovering the log, or the log's
-            // shared memory could not be locked or set up yet. Waiting cures them, like a busy file.
-            case .readOnly where Self.momentarilyReadOnly.contains(error.extendedResultCode):
-                (.busy, "the database could not be written for a moment (its log was being recovered or could not be locked)")
             case .readOnly: (.readOnly, "the database is read-only")
-            // A file the database needs (its -wal or -shm) could not be opened — most often no descriptor
-            // was left: waiting cures that as it cures an I/O error.
-            case .cantOpen: (.ioError, "a file of the database could not be opened (no file descriptor left?)")
+            // A file the database needs (its -wal or -shm, a lock file) could not be opened: no descriptor
+            // left — which waiting cures, as it cures an I/O error — or its permissions.
+            case .cantOpen: (.ioError, "a file of the database could not be opened (permissions, or no file descriptor left)")
             case .corrupt, .notADatabase: (.corrupt, "the database file is corrupt or not a SQLite database")
             case .ioError, .noMemory, .protocol: (.ioError, "an I/O error")
             default: (.database, "a database error")
             }
         return DelegationStoreError(code, "\(explanation): \(error) while \(operation)", underlying: error)
     }
-
-    /// `SQLITE_READONLY_RECOVERY`, `SQLITE_READONLY_CANTLOCK`, `SQLITE_READONLY_CANTINIT` (`SQLITE_READONLY`
-    /// is 8; the extended codes add 1, 2 and 5 shifted by 8).
-    static let momentarilyReadOnly: Set<Int32> = [8 | (1 << 8), 8 | (2 << 8), 8 | (5 << 8)]
 
     /// Maps a failure inside an operation on delegation `id` to the error its caller should see.
     static func wrap(_ error: any Error, id: String?, operation: String) -> any Error {

@@ -326,7 +326,8 @@ package enum SearchIndex {
             for row in rows {
                 try database.execute("DELETE FROM main.delegation_search_queue WHERE seq = ?1 AND changes = ?2", row.seq, row.changes)
             }
-            try database.execute("UPDATE main.delegation_search_progress SET batches = batches + 1")
+            // Saturating, as the claim's counters (raw SQL may have left it at the largest integer).
+            try database.execute("UPDATE main.delegation_search_progress SET batches = batches + (batches < 9223372036854775807)")
         }
     }
 

@@ -7,6 +7,10 @@ public enum TextLimit {
     public static let error = 64 << 10
     /// Results (the peer's answer text).
     public static let result = 1 << 20
+    /// Tasks, refused above it when delegated: as large as the largest answer the worker reads (16 MiB).
+    /// The whole task goes into the peer's request (up to six times larger once escaped) and into the
+    /// platform's `record` call; past this it would not fit either, nor memory.
+    public static let task = 16 << 20
 
     /// `text` cut to at most `maximumBytes` of UTF-8 (at a character boundary), with a note of what was dropped.
     public static func capped(_ text: String, maximumBytes: Int) -> String {

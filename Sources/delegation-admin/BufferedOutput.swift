@@ -34,7 +34,7 @@ final class BufferedOutput: Sendable {
             return state.buffer
         }
         guard !bytes.isEmpty else { return }
-        if let failure = FileDescriptorOutput.write(bytes, to: STDOUT_FILENO) {
+        if let failure = FileDescriptorOutput.write(bytes, to: STDOUT_FILENO, patience: Output.patience) {
             Output.failedToWrite(failure)
         }
     }

@@ -6,8 +6,11 @@ import Foundation
 /// Writing to the terminal: JSON documents, aligned tables, and times as people read them.
 enum Output {
     static func write(_ text: String) {
-        if let failure = FileDescriptorOutput.write(text, to: STDOUT_FILENO) { failedToWrite(failure) }
+        if let failure = FileDescriptorOutput.write(text, to: STDOUT_FILENO, patience: patience) { failedToWrite(failure) }
     }
+
+    /// How long a full, non-blocking standard output (inherited so) is waited for: a reader paging slowly.
+    static let patience = Duration.seconds(600)
 
     /// Standard output could not be written (a full disk under `> file`, a closed pipe): said on stderr, and
     /// the command ends with 1 — not `Admin.fail`, whose JSON form would write to standard output again.

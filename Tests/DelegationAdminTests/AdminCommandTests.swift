@@ -67,13 +67,12 @@ import Testing
         try #require(full >= 0, "/dev/full answers every write with ENOSPC")
         defer { close(full) }
         for arguments in [["list"], ["list", "--json"], ["show", fixture.ids["done"] ?? ""], ["export"]] {
-            var ends: [Int32] = [0, 0]
-            try #require(pipe(&ends) == 0)
-            let admin = try SpawnedProcess(Admin.binary, arguments + ["--db", fixture.path], stdout: full, stderr: ends[1])
-            close(ends[1])
+            let ends = try #require(closeOnExecPipe())
+            let admin = try SpawnedProcess(Admin.binary, arguments + ["--db", fixture.path], stdout: full, stderr: ends.write)
+            close(ends.write)
             let ended = await admin.waitForExit(timeout: .seconds(60))
             if !ended { admin.signal(SIGKILL); admin.waitUntilExit() }
-            let stderr = String(decoding: FileHandle(fileDescriptor: ends[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: FileHandle(fileDescriptor: ends.read, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
             #expect(ended && !admin.wasSignalled && admin.terminationStatus == 1, "\(arguments): \(stderr)")
             #expect(stderr.contains("could not write to standard output: No space left on device"), "\(arguments): \(stderr)")
         }

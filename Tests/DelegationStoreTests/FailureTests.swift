@@ -56,6 +56,21 @@ import Testing
         await store.close()
     }
 
+    /// A task larger than a request to a peer may carry is refused when it is delegated, with its size.
+    @Test func aTaskOverSixteenMebibytesIsRefusedWhenDelegated() async throws {
+        let directory = TemporaryDirectory()
+        let store = try DelegationStore(StoreConfiguration(path: directory.file("q.db"), sourceWorkspaceID: "ws-self"), logger: quietLogger)
+        do {
+            _ = try await store.enqueue(workspaceID: "ws", task: String(repeating: "é", count: TextLimit.task / 2 + 1))
+            Issue.record("a task of 16 MiB + 2 bytes was accepted")
+        } catch let error as DelegationStoreError {
+            #expect(error.code == .invalidInput && error.description.contains("16777218 bytes"), "\(error)")
+        }
+        #expect(try await store.rowCounts().values.reduce(0, +) == 0, "nothing was written")
+        _ = try await store.enqueue(workspaceID: "ws", task: String(repeating: "x", count: 1000))
+        await store.close()
+    }
+
     /// Raw SQL may leave a counter at SQLite's largest integer (the CHECKs only ask for ≥ 0). `+ 1` would make
     /// it a REAL the STRICT column refuses, and every claim that took the row would fail, for every worker:
     /// the counters saturate instead.
@@ -85,23 +100,19 @@ import Testing
 
     /// A write that failed for a moment must be tried again (the worker's `persistently`), not taken as an
     /// answer: a peer's outcome would be dropped and the task sent again after the lease. A database that
-    /// is read-only for good stays an answer.
-    @Test func momentaryFailuresAreTransientAndReadOnlyForGoodIsNot() {
+    /// is read-only stays an answer, whatever the reason SQLite gives.
+    @Test func momentaryFailuresAreTransientAndReadOnlyIsNot() {
         func classified(_ extendedCode: Int32) -> DelegationStoreError {
             DelegationStoreError.database(SQLiteError(extendedResultCode: extendedCode, message: "test"), operation: "testing")
-        }
-        // SQLITE_READONLY_RECOVERY, _CANTLOCK, _CANTINIT (the C macros are not imported): another connection recovering the log, the
-        // log's shared memory not lockable or not set up yet.
-        for code: Int32 in [SQLITE_READONLY | (1 << 8), SQLITE_READONLY | (2 << 8), SQLITE_READONLY | (5 << 8)] {
-            #expect(classified(code).isTransient, "extended code \(code)")
         }
         // SQLITE_CANTOPEN (a -wal or -shm file, or no descriptor left) and SQLITE_CANTOPEN_NOTEMPDIR.
         for code: Int32 in [SQLITE_CANTOPEN, SQLITE_CANTOPEN | (1 << 8)] {
             #expect(classified(code).isTransient, "extended code \(code)")
         }
-        // Read-only for good: a plain SQLITE_READONLY (query_only, file modes), _DBMOVED (a moved or deleted
-        // file), _ROLLBACK, _DIRECTORY.
-        for code: Int32 in [SQLITE_READONLY, SQLITE_READONLY | (4 << 8), SQLITE_READONLY | (3 << 8), SQLITE_READONLY | (6 << 8)] {
+        // Read-only: a plain SQLITE_READONLY (query_only, file modes), and the extended codes (the C macros
+        // are not imported) _RECOVERY, _CANTLOCK, _ROLLBACK, _DBMOVED, _CANTINIT, _DIRECTORY — permissions
+        // of the log's files, a moved or deleted file: waiting does not cure them.
+        for code: Int32 in [SQLITE_READONLY] + (1...6).map({ SQLITE_READONLY | ($0 << 8) }) {
             let error = classified(code)
             #expect(error.code == .readOnly && !error.isTransient, "extended code \(code)")
         }

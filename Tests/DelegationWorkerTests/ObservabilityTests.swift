@@ -84,6 +84,49 @@ import FoundationNetworking
         await scenario.close()
     }
 
+    /// A full non-blocking stream (the MCP server's stdout is one, and a terminal's stderr shares it) is
+    /// waited for, up to the writer's patience: the line goes out whole when a reader drains it, and is
+    /// given up with EAGAIN — not spun on, not trapped — when none does.
+    @Test func aFullNonBlockingStreamIsWaitedForUpToThePatience() async throws {
+        let ends = try #require(closeOnExecPipe())
+        defer { close(ends.read); close(ends.write) }
+        _ = fcntl(ends.write, F_SETFL, fcntl(ends.write, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(ends.read, F_SETFL, fcntl(ends.read, F_GETFL) | O_NONBLOCK)
+        let chunk = [UInt8](repeating: 0x61, count: 4096)
+        var filled = 0
+        while write(ends.write, chunk, chunk.count) > 0 { filled += chunk.count }
+        #expect(filled > 0 && errno == EAGAIN, "the pipe is full")
+
+        let begun = ContinuousClock.now
+        #expect(FileDescriptorOutput.write("a line\n", to: ends.write, patience: .milliseconds(200)) == EAGAIN)
+        #expect(ContinuousClock.now - begun >= .milliseconds(200), "it waited for the stream")
+
+        // A reader drains it a little later: the whole line goes out.
+        let inPipe = filled
+        let reader = Task.detached { () -> [UInt8] in
+            try? await Task.sleep(for: .milliseconds(100))
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            var drained: [UInt8] = []
+            let deadline = ContinuousClock.now + .seconds(10)
+            while drained.count < inPipe && ContinuousClock.now < deadline {
+                let count = read(ends.read, &buffer, buffer.count)
+                if count > 0 { drained += buffer[0..<count] } else { usleep(1000) }
+            }
+            return drained
+        }
+        let line = String(repeating: "b", count: 10_000) + "\n"
+        #expect(FileDescriptorOutput.write(line, to: ends.write, patience: .seconds(30)) == nil)
+        var received = await reader.value
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while received.count < filled + line.utf8.count && ContinuousClock.now < deadline {
+            let count = read(ends.read, &buffer, buffer.count)
+            if count > 0 { received += buffer[0..<count] } else { usleep(1000) }
+        }
+        #expect(received.count == filled + line.utf8.count)
+        #expect(String(decoding: received.suffix(line.utf8.count), as: UTF8.self) == line, "the line arrived whole")
+    }
+
     @Test func theJSONLogHandlerWritesOneEscapedObjectPerLine() throws {
         let lines = LockedLines()
         var handler = JSONLogHandler(label: "test.label", stream: TextOutputStreamTarget { lines.append($0) })

@@ -32,13 +32,20 @@ import Testing
         await scenario.close()
     }
 
-    /// A task past what a request carries (16 MiB; nothing limits what a client or raw SQL writes) fails at
-    /// once with the reason, and nothing is sent: its request body, escaped, could pass the HTTP client's
-    /// 4 GiB buffer, whose size conversion traps — every in-flight delegation with it, on every worker.
+    /// A task past what a request carries (16 MiB) is refused when delegated; one written by raw SQL fails
+    /// at once with the reason, and nothing is sent: its request body, escaped, could pass the HTTP
+    /// client's 4 GiB buffer, whose size conversion traps — every in-flight delegation with it, on every
+    /// worker.
     @Test func aTaskTooLargeToSendFailsAtOnceAndIsNotSent() async throws {
         let scenario = try await Scenario()
         let peer = try await scenario.peer("ws-big") { _ in .completed("ran") }
-        let tooLarge = try await scenario.delegate("ws-big", String(repeating: "x", count: (16 << 20) + 1))
+        let huge = String(repeating: "x", count: TextLimit.task + 1)
+        await #expect(throws: DelegationStoreError.self) { try await scenario.delegate("ws-big", huge) }
+        let tooLarge = try await scenario.store.write("raw SQL, as an operator might") { database in
+            try database.execute(
+                "INSERT INTO delegations (workspace_id, task, source_workspace_id) VALUES ('ws-big', ?, ?)", huge, Scenario.selfID)
+            return try database.queryFirst("SELECT id FROM delegations WHERE seq = last_insert_rowid()")?[0].string ?? ""
+        }
         let usual = try await scenario.delegate("ws-big", "an ordinary task")
         try await scenario.runUntilIdle()
         let failed = try await scenario.row(tooLarge)

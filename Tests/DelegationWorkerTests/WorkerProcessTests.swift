@@ -110,11 +110,10 @@ import Testing
         let full = open("/dev/full", O_WRONLY | O_CLOEXEC)
         try #require(full >= 0, "/dev/full answers every write with ENOSPC")
         defer { close(full) }
-        var ends: [Int32] = [0, 0]
-        try #require(pipe(&ends) == 0)
-        close(ends[0])  // nobody reads: writes get EPIPE, or SIGPIPE where it is not ignored
-        defer { close(ends[1]) }
-        for (label, descriptor) in [("a full disk", full), ("a pipe with no reader", ends[1])] {
+        let ends = try #require(closeOnExecPipe())
+        close(ends.read)  // nobody reads: writes get EPIPE, or SIGPIPE where it is not ignored
+        defer { close(ends.write) }
+        for (label, descriptor) in [("a full disk", full), ("a pipe with no reader", ends.write)] {
             let id = try await scenario.delegate("ws-peer")
             let worker = try SpawnedProcess(binary, [
                 "--db", scenario.databasePath, "--platform-url", scenario.platform.baseURL,
