@@ -41,7 +41,13 @@ public enum FileDescriptorOutput {
                 let left = deadline - ContinuousClock.now
                 guard left > .zero else { return failure }
                 var waiting = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&waiting, 1, Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1))
+                let milliseconds = Int32(clamping: min(left.components.seconds, 1_000_000) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                // An error on the stream (and no room) would otherwise spin until the deadline.
+                if poll(&waiting, 1, milliseconds) > 0, waiting.revents & Int16(POLLOUT) == 0,
+                    waiting.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0
+                {
+                    return EIO
+                }
             }
             return nil
         }

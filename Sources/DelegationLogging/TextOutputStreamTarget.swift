@@ -14,8 +14,14 @@ public final class TextOutputStreamTarget: Sendable {
     /// do not interleave on a pipe up to PIPE_BUF (4 KiB) a line. A line that cannot be written is dropped:
     /// there is nowhere left to say so.
     public static let standardError = TextOutputStreamTarget { line in
-        FileDescriptorOutput.write(line, to: STDERR_FILENO)
+        // A non-blocking stderr nobody drains (a paused terminal sharing the MCP server's stdout) is
+        // waited for once, up to a second; after that lines are dropped at once until one gets through,
+        // rather than holding every logging thread a second a line.
+        let patience: Duration = standardErrorStalled.load(ordering: .relaxed) ? .zero : .seconds(1)
+        let failure = FileDescriptorOutput.write(line, to: STDERR_FILENO, patience: patience)
+        standardErrorStalled.store(failure == EAGAIN, ordering: .relaxed)
     }
+    private static let standardErrorStalled = Atomic<Bool>(false)
 
     func write(_ line: String) { sink(line) }
 }

@@ -7,15 +7,16 @@ extension DelegationStore {
     public func enqueue(
         workspaceID: String, task: String, sourceWorkspaceID: String? = nil, maxAttempts: Int? = nil
     ) async throws -> Delegation {
-        let workspaceID = workspaceID.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !workspaceID.isEmpty else { throw DelegationStoreError.invalidInput("workspace_id must not be empty") }
-        guard !task.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw DelegationStoreError.invalidInput("task must not be empty")
-        }
+        // The size first: trimming would copy a task of any size.
         let taskBytes = task.utf8.count
         guard taskBytes <= TextLimit.task else {
             throw DelegationStoreError.invalidInput(
                 "task is \(taskBytes) bytes; at most \(TextLimit.task) (16 MiB) can be delegated")
+        }
+        let workspaceID = workspaceID.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !workspaceID.isEmpty else { throw DelegationStoreError.invalidInput("workspace_id must not be empty") }
+        guard !task.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw DelegationStoreError.invalidInput("task must not be empty")
         }
         if let maxAttempts, maxAttempts < 1 {
             throw DelegationStoreError.invalidInput("max attempts must be at least 1, not \(maxAttempts)")

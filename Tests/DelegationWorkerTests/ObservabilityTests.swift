@@ -4,6 +4,7 @@ import DelegationFakes
 import DelegationTool
 import Foundation
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 
@@ -44,7 +45,12 @@ import FoundationNetworking
             guard let (data, _) = try? await URLSession.shared.data(from: url) else { return "" }
             return String(decoding: data, as: UTF8.self)
         }
-        #expect(await eventually { Prometheus.samples(await scrape())[#"delegation_rows{status="completed"}"#] == 4 })
+        // Both the rows and the backlog: the gauges are refreshed every poll interval, so a scrape just after
+        // the last mirror call can still show the refresh before it (the backlog at 10, run alone).
+        #expect(await eventually {
+            let samples = Prometheus.samples(await scrape())
+            return samples[#"delegation_rows{status="completed"}"#] == 4 && samples["delegation_outbox_backlog"] == 0
+        })
         let text = await scrape()
         worker.kill(SIGTERM)
         let result = await worker.finish(within: .seconds(15))
@@ -95,16 +101,19 @@ import FoundationNetworking
         let chunk = [UInt8](repeating: 0x61, count: 4096)
         var filled = 0
         while write(ends.write, chunk, chunk.count) > 0 { filled += chunk.count }
-        #expect(filled > 0 && errno == EAGAIN, "the pipe is full")
+        let whyNot = errno
+        #expect(filled > 0 && whyNot == EAGAIN, "the pipe is full")
 
         let begun = ContinuousClock.now
         #expect(FileDescriptorOutput.write("a line\n", to: ends.write, patience: .milliseconds(200)) == EAGAIN)
         #expect(ContinuousClock.now - begun >= .milliseconds(200), "it waited for the stream")
 
-        // A reader drains it a little later: the whole line goes out.
+        // A reader drains it a little later, on a thread of its own (the write below holds one of the
+        // task pool's threads while it waits): the whole line goes out.
         let inPipe = filled
-        let reader = Task.detached { () -> [UInt8] in
-            try? await Task.sleep(for: .milliseconds(100))
+        let drainedByReader = Mutex<[UInt8]?>(nil)
+        Thread.detachNewThread {
+            usleep(100_000)
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             var drained: [UInt8] = []
             let deadline = ContinuousClock.now + .seconds(10)
@@ -112,11 +121,13 @@ import FoundationNetworking
                 let count = read(ends.read, &buffer, buffer.count)
                 if count > 0 { drained += buffer[0..<count] } else { usleep(1000) }
             }
-            return drained
+            drainedByReader.withLock { $0 = drained }
         }
         let line = String(repeating: "b", count: 10_000) + "\n"
         #expect(FileDescriptorOutput.write(line, to: ends.write, patience: .seconds(30)) == nil)
-        var received = await reader.value
+        let readerDeadline = ContinuousClock.now + .seconds(15)
+        while drainedByReader.withLock({ $0 }) == nil && ContinuousClock.now < readerDeadline { try await Task.sleep(for: .milliseconds(5)) }
+        var received = try #require(drainedByReader.withLock { $0 })
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         let deadline = ContinuousClock.now + .seconds(10)
         while received.count < filled + line.utf8.count && ContinuousClock.now < deadline {
