@@ -23,6 +23,11 @@ actor AnsweringTransport: Transport {
     private var incoming: AsyncThrowingStream<Data, any Error>.Continuation?
     /// Set by `endInput`: nothing more is handed to the server.
     private var inputEnded = false
+    /// The input is over (EOF, `endInput`, or the server's loop ended): `waitUntilInputIsOver` returns.
+    private var inputOver = false
+    private var inputOverWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The server's message loop has ended (`noteLoopEnded`).
+    private(set) var loopEnded = false
 
     init(_ inner: any Transport, logger: Logger) {
         self.inner = inner
@@ -65,8 +70,29 @@ actor AnsweringTransport: Transport {
                 logger.debug("input ended", metadata: ["reason": "\(error)"])
             }
             continuation.finish()
+            await self.noteInputOver()
         }
         return stream
+    }
+
+    /// Returns when the input is over — EOF, `endInput`, or the server's loop ended (`noteLoopEnded`) —
+    /// at once if it is already. A session lasts as long as its input: this has no deadline of its own.
+    func waitUntilInputIsOver() async {
+        if inputOver { return }
+        await withCheckedContinuation { inputOverWaiters.append($0) }
+    }
+
+    /// The server's message loop ended (after the input, or on its own): the session is over either way.
+    func noteLoopEnded() {
+        loopEnded = true
+        noteInputOver()
+    }
+
+    private func noteInputOver() {
+        inputOver = true
+        let waiters = inputOverWaiters
+        inputOverWaiters = []
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Ends the input as EOF would (SIGTERM): what arrives from now on is not read; what was received is
@@ -75,6 +101,7 @@ actor AnsweringTransport: Transport {
         inputEnded = true
         incoming?.finish()
         pump?.cancel()
+        noteInputOver()
     }
 
     /// How many requests are still waiting for their answer.

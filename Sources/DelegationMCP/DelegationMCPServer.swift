@@ -62,6 +62,10 @@ public struct DelegationMCPServer: Sendable {
 
     /// Serves one session on `transport` until its input ends (stdin closed, or `inputEnd` triggered), then
     /// waits up to `drainTimeout` for the answers still owed, and stops the server. Does not close the store.
+    ///
+    /// The deadline starts when the input ends, whatever the SDK's loop is doing: the loop answers a batch
+    /// itself, and its stdio `send` retries a full pipe for as long as it takes, so a client that stopped
+    /// reading its answers held the loop — and the process — for ever.
     public func run(transport: any Transport, drainTimeout: Duration = .seconds(30), inputEnd: InputEnd? = nil) async throws {
         let answering = AnsweringTransport(transport, logger: logger)
         inputEnd?.attach(answering)
@@ -72,12 +76,26 @@ public struct DelegationMCPServer: Sendable {
             caller.setClient(client.name)
             logger.info("client connected", metadata: ["client": "\(client.name)", "client_version": "\(client.version)"])
         }
-        await server.waitUntilCompleted()
-        if !(await answering.waitUntilAnswered(timeout: drainTimeout)) {
+        let loop = Task {
+            await server.waitUntilCompleted()
+            await answering.noteLoopEnded()
+        }
+        await answering.waitUntilInputIsOver()
+        let deadline = ContinuousClock.now + drainTimeout
+        while !(await answering.loopEnded) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if await !answering.loopEnded {
+            let unanswered = await answering.owedCount
+            logger.warning(
+                "input ended and the client is not reading its answers; stopping without them",
+                metadata: ["unanswered": "\(unanswered)"])
+        } else if !(await answering.waitUntilAnswered(timeout: deadline - ContinuousClock.now)) {
             let unanswered = await answering.owedCount
             logger.warning("input ended with requests still unanswered", metadata: ["unanswered": "\(unanswered)"])
         }
-        await server.stop()
+        await server.stop()  // cancels the loop, and with it a send retrying a full pipe
+        _ = loop
     }
 
     /// One `tools/call`: checks the arguments, runs the operation, and turns every outcome — answer,

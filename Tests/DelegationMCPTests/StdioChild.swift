@@ -10,6 +10,9 @@ final class StdioChild: @unchecked Sendable {
     private let process: SpawnedProcess
     private let input: FileHandle
     private let collected = Collected()
+    /// Stdout's read end when it is not read (a client that stopped reading its answers).
+    private let unreadStdout: FileHandle?
+    private let streamsRead: Int
 
     /// What the child wrote so far, shared with the reader threads.
     private final class Collected: Sendable {
@@ -22,7 +25,8 @@ final class StdioChild: @unchecked Sendable {
         func withLock<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
     }
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+    /// `readsStdout` false: the child's stdout is a pipe nobody reads, as from a client that stopped reading.
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], readsStdout: Bool = true) throws {
         // Close-on-exec on our ends: a child started by another test must not inherit them, or the EOF
         // we send (closing stdin) or wait for (stdout, stderr) would wait for that child too.
         guard let stdin = closeOnExecPipe(), let stdout = closeOnExecPipe(), let stderr = closeOnExecPipe() else {
@@ -49,7 +53,9 @@ final class StdioChild: @unchecked Sendable {
         }
         // Written only (never a readability handler on it); closed by closeStdin or when released.
         input = FileHandle(fileDescriptor: stdin.write, closeOnDealloc: true)
-        for (descriptor, isOutput) in [(stdout.read, true), (stderr.read, false)] {
+        unreadStdout = readsStdout ? nil : FileHandle(fileDescriptor: stdout.read, closeOnDealloc: true)
+        streamsRead = readsStdout ? 2 : 1
+        for (descriptor, isOutput) in readsStdout ? [(stdout.read, true), (stderr.read, false)] : [(stderr.read, false)] {
             readToEnd(descriptor) { [collected] data in
                 collected.withLock {
                     if let data {
@@ -102,7 +108,7 @@ final class StdioChild: @unchecked Sendable {
             while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
         }
         let drained = ContinuousClock.now + .seconds(2)
-        while collected.withLock({ $0.closedStreams < 2 }) && ContinuousClock.now < drained {
+        while collected.withLock({ $0.closedStreams < streamsRead }) && ContinuousClock.now < drained {
             try? await Task.sleep(for: .milliseconds(2))
         }
         return (process.terminationStatus, timedOut)

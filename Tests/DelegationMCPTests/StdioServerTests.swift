@@ -117,6 +117,28 @@ import Testing
         await store.close()
     }
 
+    /// A client that stops reading its answers and then ends the session: the server stops at its drain
+    /// deadline (10 s). The SDK answers a batch in its message loop and its stdio `send` retried the full
+    /// pipe for ever, so the loop — and the process, with the store open — never ended.
+    @Test func aClientThatStopsReadingCannotHoldTheServerPastItsDrain() async throws {
+        let directory = TemporaryDirectory()
+        let child = try StdioChild(productPath("delegation-mcp"), ["--db", directory.file("delegations.db")], readsStdout: false)
+        try child.send(
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"\#(Version.latest)","capabilities":{},"clientInfo":{"name":"deaf","version":"1"}}}"#)
+        try child.send(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        // One batch whose one answer (~4 KB a tools/list) is far more than the pipe holds (64 KiB).
+        try child.send("[" + (2..<80).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"tools/list"}"# }.joined(separator: ",") + "]")
+        try await Task.sleep(for: .milliseconds(500))
+        try child.closeStdin()
+        let begun = ContinuousClock.now
+        let (exitStatus, timedOut) = await child.finish(within: .seconds(40))
+        #expect(!timedOut, "it stopped at its drain deadline; stderr:\n\(child.stderr)")
+        #expect(ContinuousClock.now - begun < .seconds(30))
+        #expect(!child.wasSignalled && exitStatus == 0, "exit \(exitStatus); stderr:\n\(child.stderr)")
+        #expect(child.stderr.contains("not reading its answers"), "\(child.stderr)")
+        #expect(child.stderr.contains("store closed"), "\(child.stderr)")
+    }
+
     /// A client or supervisor stopping the server with SIGTERM (stdin still open): it used to die of the
     /// signal with the store open; now the signal ends the input as EOF does.
     @Test(arguments: [SIGTERM, SIGINT])
