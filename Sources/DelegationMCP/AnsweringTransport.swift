@@ -28,6 +28,9 @@ actor AnsweringTransport: Transport {
     private var inputOverWaiters: [CheckedContinuation<Void, Never>] = []
     /// The server's message loop has ended (`noteLoopEnded`).
     private(set) var loopEnded = false
+    /// When each write still in progress began: one that has lasted is a client not reading its answers.
+    private var sendsInProgress: [UInt64: ContinuousClock.Instant] = [:]
+    private var nextSend: UInt64 = 0
 
     init(_ inner: any Transport, logger: Logger) {
         self.inner = inner
@@ -43,8 +46,19 @@ actor AnsweringTransport: Transport {
 
     /// A response that cannot be written (the client closed its end) is crossed off too: it never will be.
     func send(_ data: Data) async throws {
-        defer { for id in Self.responseIDs(in: data) { owed.remove(id) } }
+        let token = nextSend
+        nextSend &+= 1
+        sendsInProgress[token] = .now
+        defer {
+            sendsInProgress[token] = nil
+            for id in Self.responseIDs(in: data) { owed.remove(id) }
+        }
         try await inner.send(data)
+    }
+
+    /// How long the oldest write still in progress has been trying (nil: none is).
+    var longestSendInProgress: Duration? {
+        sendsInProgress.values.min().map { ContinuousClock.now - $0 }
     }
 
     /// The inner transport's messages, each noted before the server gets it. The end of the input —

@@ -63,9 +63,10 @@ public struct DelegationMCPServer: Sendable {
     /// Serves one session on `transport` until its input ends (stdin closed, or `inputEnd` triggered), then
     /// waits up to `drainTimeout` for the answers still owed, and stops the server. Does not close the store.
     ///
-    /// The deadline starts when the input ends, whatever the SDK's loop is doing: the loop answers a batch
-    /// itself, and its stdio `send` retries a full pipe for as long as it takes, so a client that stopped
-    /// reading its answers held the loop — and the process — for ever.
+    /// The SDK's loop answers a batch itself, and its stdio `send` retries a full pipe for as long as it
+    /// takes: a client that stopped reading its answers held the loop — and the process — for ever. So the
+    /// loop is waited for as long as it works (each request of a batch has its own deadlines: the store's
+    /// busy timeout), but not once one of its answers has been stuck in the pipe for `drainTimeout`.
     public func run(transport: any Transport, drainTimeout: Duration = .seconds(30), inputEnd: InputEnd? = nil) async throws {
         let answering = AnsweringTransport(transport, logger: logger)
         inputEnd?.attach(answering)
@@ -81,21 +82,28 @@ public struct DelegationMCPServer: Sendable {
             await answering.noteLoopEnded()
         }
         await answering.waitUntilInputIsOver()
-        let deadline = ContinuousClock.now + drainTimeout
-        while !(await answering.loopEnded) && ContinuousClock.now < deadline {
+        var clientStoppedReading = false
+        while !(await answering.loopEnded) {
+            if let stuck = await answering.longestSendInProgress, stuck >= drainTimeout {
+                clientStoppedReading = true
+                break
+            }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        if await !answering.loopEnded {
+        if clientStoppedReading {
             let unanswered = await answering.owedCount
             logger.warning(
                 "input ended and the client is not reading its answers; stopping without them",
                 metadata: ["unanswered": "\(unanswered)"])
-        } else if !(await answering.waitUntilAnswered(timeout: deadline - ContinuousClock.now)) {
+        } else if !(await answering.waitUntilAnswered(timeout: drainTimeout)) {
             let unanswered = await answering.owedCount
             logger.warning("input ended with requests still unanswered", metadata: ["unanswered": "\(unanswered)"])
         }
-        await server.stop()  // cancels the loop, and with it a send retrying a full pipe
-        _ = loop
+        // Cancels the loop, and with it a send retrying a full pipe (the SDK then logs the failed send as an
+        // error). `loop` is not awaited: it ends with the loop, and a send stuck in one of the SDK's own
+        // tasks must not hold this up.
+        await server.stop()
+        loop.cancel()
     }
 
     /// One `tools/call`: checks the arguments, runs the operation, and turns every outcome — answer,
