@@ -75,8 +75,9 @@ public struct DelegationStoreError: Error, Sendable, CustomStringConvertible {
     }
 
     /// A failure that waiting can cure: the file stayed locked past the busy timeout, the disk is full, an
-    /// I/O error (or a file of the database could not be opened: no descriptor left). A write that failed so may be tried again unchanged; every other failure (a lost
-    /// lease, a refused transition, a closed store) is an answer.
+    /// I/O error (or a file of the database could not be opened: no descriptor left). A write that failed
+    /// so may be tried again unchanged; every other failure (a lost lease, a refused transition, a closed
+    /// store) is an answer.
     public var isTransient: Bool { code == .busy || code == .diskFull || code == .ioError }
 
     // MARK: Making them

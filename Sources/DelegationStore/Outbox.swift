@@ -11,7 +11,7 @@ package enum Outbox {
             """
             UPDATE platform_outbox
             SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
-                attempts = attempts + (attempts < 9223372036854775807),  -- saturates, as the claim's (Transitions)
+                attempts = attempts + (attempts < \(Int64.max)),  -- saturates, as the claim's (Transitions)
                 -- Out of the due range while leased: the next claim does not walk the calls in flight.
                 next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
             WHERE id IN (

@@ -8,7 +8,7 @@ package enum PeerCancels {
             """
             UPDATE peer_cancels
             SET lease_owner = ?1, lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
-                attempts = attempts + (attempts < 9223372036854775807),  -- saturates, as the claim's (Transitions)
+                attempts = attempts + (attempts < \(Int64.max)),  -- saturates, as the claim's (Transitions)
                 next_attempt_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)
             WHERE delegation_id IN (
                 SELECT delegation_id FROM peer_cancels

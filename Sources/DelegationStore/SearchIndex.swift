@@ -327,7 +327,7 @@ package enum SearchIndex {
                 try database.execute("DELETE FROM main.delegation_search_queue WHERE seq = ?1 AND changes = ?2", row.seq, row.changes)
             }
             // Saturating, as the claim's counters (raw SQL may have left it at the largest integer).
-            try database.execute("UPDATE main.delegation_search_progress SET batches = batches + (batches < 9223372036854775807)")
+            try database.execute("UPDATE main.delegation_search_progress SET batches = batches + (batches < \(Int64.max))")
         }
     }
 

@@ -51,14 +51,14 @@ package enum Transitions {
 
     /// ?1 worker, ?2 lease as a strftime modifier, ?3 how many, ?4 the source workspace for rows without one.
     ///
-    /// Counters saturate (`< 9223372036854775807`): raw SQL may have left one at SQLite's largest integer,
+    /// Counters saturate (`< Int64.max`): raw SQL may have left one at SQLite's largest integer,
     /// and `+ 1` would turn it into a REAL that the STRICT column refuses — failing every claim that row is
     /// part of, for every worker.
     package static let claimSQL = """
         UPDATE delegations
         SET status = 'in_progress',
-            attempts = attempts + (remote_task_id IS NULL AND attempts < 9223372036854775807),
-            takeovers = takeovers + (status = 'in_progress' AND lease_owner IS NOT NULL AND takeovers < 9223372036854775807),
+            attempts = attempts + (remote_task_id IS NULL AND attempts < \(Int64.max)),
+            takeovers = takeovers + (status = 'in_progress' AND lease_owner IS NOT NULL AND takeovers < \(Int64.max)),
             lease_owner = ?1,
             lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
             source_workspace_id = coalesce(source_workspace_id, ?4),
@@ -181,7 +181,7 @@ package enum Transitions {
             try updateHeld(
                 database, id: id, worker: worker,
                 set: """
-                    remote_state = ?3, polls = polls + (polls < 9223372036854775807), last_polled_at = \(now), poll_failures = 0, error = NULL,
+                    remote_state = ?3, polls = polls + (polls < \(Int64.max)), last_polled_at = \(now), poll_failures = 0, error = NULL,
                     peer_url = coalesce(?4, peer_url), next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?5),
                     lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)
                     """,
@@ -190,7 +190,7 @@ package enum Transitions {
             try updateHeld(
                 database, id: id, worker: worker,
                 set: """
-                    error = ?3, poll_failures = poll_failures + (poll_failures < 9223372036854775807), last_polled_at = \(now),
+                    error = ?3, poll_failures = poll_failures + (poll_failures < \(Int64.max)), last_polled_at = \(now),
                     peer_url = coalesce(?4, peer_url), next_run_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?5),
                     lease_owner = NULL, lease_expires_at = NULL, takeovers = 0, updated_at = \(now)
                     """,

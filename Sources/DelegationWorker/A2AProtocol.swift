@@ -9,11 +9,6 @@ enum A2AProtocol {
         var body: [UInt8]
     }
 
-    /// The largest task sent, in UTF-8 bytes: what `enqueue` accepts (`TextLimit.task`). Raw SQL can write
-    /// larger ones (up to SQLite's 1 GB), whose request body — up to six times the text once escaped —
-    /// would not fit the HTTP client's 4 GiB buffer, or memory.
-    static let maximumTaskBytes = TextLimit.task
-
     /// `message/send` (0.3) or `SendMessage` (1.0), asking the peer not to hold the request until the
     /// task is done (`blocking: false` / `returnImmediately: true`): a long task is then followed with
     /// tasks/get instead of holding a connection, and a slow one is not sent again on a timeout.

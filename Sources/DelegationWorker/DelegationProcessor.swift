@@ -82,11 +82,13 @@ struct DelegationProcessor: Sendable {
                 delegation.error ?? "gave up after \(maxAttempts) attempts (the last ones were interrupted)"), steps: [], logger: logger)
             return
         }
-        // Deterministic: every attempt would carry the same text, so it fails now, with the reason.
+        // What `enqueue` refuses, written by raw SQL (up to SQLite's 1 GB): its request body, up to six times
+        // the text once escaped, would not fit the HTTP client's 4 GiB buffer, or memory. Deterministic:
+        // every attempt would carry the same text, so it fails now, with the reason.
         let taskBytes = delegation.task.utf8.count
-        if taskBytes > A2AProtocol.maximumTaskBytes {
+        if taskBytes > TextLimit.task {
             try await finish(delegation, .failed(
-                "the task is \(taskBytes) bytes, more than the \(A2AProtocol.maximumTaskBytes) a request to a peer carries; it was not sent"),
+                "the task is \(taskBytes) bytes, more than the \(TextLimit.task) a request to a peer carries; it was not sent"),
                 steps: [], logger: logger)
             return
         }

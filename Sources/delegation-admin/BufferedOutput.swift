@@ -1,4 +1,3 @@
-import DelegationLogging
 import Foundation
 import Synchronization
 
@@ -34,8 +33,6 @@ final class BufferedOutput: Sendable {
             return state.buffer
         }
         guard !bytes.isEmpty else { return }
-        if let failure = FileDescriptorOutput.write(bytes, to: STDOUT_FILENO, patience: Output.patience) {
-            Output.failedToWrite(failure)
-        }
+        Output.write(bytes)
     }
 }

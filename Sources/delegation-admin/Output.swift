@@ -5,16 +5,17 @@ import Foundation
 
 /// Writing to the terminal: JSON documents, aligned tables, and times as people read them.
 enum Output {
-    static func write(_ text: String) {
-        if let failure = FileDescriptorOutput.write(text, to: STDOUT_FILENO, patience: patience) { failedToWrite(failure) }
+    static func write(_ text: String) { write(Array(text.utf8)) }
+
+    /// Standard output that cannot be written (a full disk under `> file`, a closed pipe) is said on
+    /// stderr, and the command ends with 1 — not `Admin.fail`, whose JSON form would write to standard
+    /// output again. A full, non-blocking one (inherited so) is waited for up to 10 minutes: a reader
+    /// paging slowly.
+    static func write(_ bytes: [UInt8]) {
+        if let failure = FileDescriptorOutput.write(bytes, to: STDOUT_FILENO, patience: .seconds(600)) { failedToWrite(failure) }
     }
 
-    /// How long a full, non-blocking standard output (inherited so) is waited for: a reader paging slowly.
-    static let patience = Duration.seconds(600)
-
-    /// Standard output could not be written (a full disk under `> file`, a closed pipe): said on stderr, and
-    /// the command ends with 1 — not `Admin.fail`, whose JSON form would write to standard output again.
-    static func failedToWrite(_ code: Int32) -> Never {
+    private static func failedToWrite(_ code: Int32) -> Never {
         FileDescriptorOutput.write("error: could not write to standard output: \(FileDescriptorOutput.describe(code))\n", to: STDERR_FILENO)
         exit(1)
     }
